@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The main job: set everything up, then run a full audit history on the built-in demo fleet.
+# Writes out/ledger.duckdb and out/demo/{audit.html,audit.pdf,findings.csv}. Arguments are passed to
+# `hotpatch-audit demo` (e.g. --months 12 --machines 2000 --tz Asia/Tokyo).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+bash "$ROOT/scripts/bootstrap.sh" --no-dev
+source "$ROOT/scripts/env.sh"
+cd "$ROOT"
+exec "$ROOT/.venv/bin/hotpatch-audit" demo --out out/demo "$@"

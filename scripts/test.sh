@@ -1,0 +1,9 @@
+#!/usr/bin/env bash
+# Set everything up (system libraries, uv, locked packages incl. dev tools, Chromium for browser
+# checks), then run the whole test suite. Arguments are passed to pytest.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+HOTPATCH_AUDIT_EXTRA_PACKAGES="${HOTPATCH_AUDIT_EXTRA_PACKAGES:-}" bash "$ROOT/scripts/bootstrap.sh"
+source "$ROOT/scripts/env.sh"
+cd "$ROOT"
+exec "$ROOT/.venv/bin/python" -m pytest "$@"

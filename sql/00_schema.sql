@@ -1,0 +1,139 @@
+-- hotpatch-audit ledger: schemas, run bookkeeping and raw tables.
+-- Applied on every connection that writes (idempotent). Raw tables hold exactly what each KQL file in
+-- queries/ returned, plus run_id; the column lists must match the KQL projections (a test checks).
+-- Times in the ledger are UTC.
+
+create schema if not exists meta;
+create schema if not exists raw;
+create schema if not exists ref;
+create schema if not exists core;
+create schema if not exists audit;
+create schema if not exists report;
+
+create table if not exists meta.runs (
+    run_id          varchar primary key,
+    scope           varchar not null,
+    as_of           timestamp not null,
+    source          varchar not null,
+    tool_version    varchar not null,
+    calendar_version varchar,
+    started_at      timestamp not null,
+    finished_at     timestamp,
+    status          varchar not null,
+    error           varchar,
+    is_monthly      boolean not null default true,
+    settings        json,
+    host            varchar,
+    pid             integer
+);
+comment on table meta.runs is 'One row per pipeline run: scope, as-of time (UTC), data source, tool and calendar version, and status (running, succeeded, incomplete, failed). A failed run keeps its row and error; its raw rows are never kept.';
+
+create table if not exists meta.query_stats (
+    run_id          varchar not null,
+    query_name      varchar not null,
+    query_file      varchar not null,
+    query_sha256    varchar not null,
+    pages           integer,
+    rows_received   bigint,
+    total_records   bigint,
+    complete        boolean not null,
+    error           varchar,
+    started_at      timestamp,
+    finished_at     timestamp,
+    primary key (run_id, query_name)
+);
+comment on table meta.query_stats is 'Per run and KQL file: the file, its SHA-256, pages and rows received, totalRecords reported by the source, and whether the result was complete. An incomplete or failed query makes the run incomplete.';
+
+create table if not exists meta.settings (
+    run_id  varchar not null,
+    key     varchar not null,
+    value   varchar,
+    primary key (run_id, key)
+);
+comment on table meta.settings is 'The audit settings a run was judged with (grace days, stale limits, downtime minutes per reboot...), one row per key, so views and reports read them from the ledger rather than from code.';
+
+create table if not exists raw.azure_vms (
+    run_id varchar not null, id varchar, name varchar, type varchar, subscription_id varchar,
+    resource_group varchar, location varchar, tenant_id varchar, os_type varchar,
+    image_publisher varchar, image_offer varchar, image_sku varchar, image_id varchar, vm_size varchar,
+    patch_mode varchar, assessment_mode varchar, enable_hotpatching varchar, reboot_setting varchar,
+    bypass_platform_safety_checks varchar, provision_vm_agent varchar, security_type varchar,
+    secure_boot_enabled varchar, hyperv_generation varchar, power_state varchar, os_name varchar,
+    os_version varchar, tags json
+);
+comment on table raw.azure_vms is 'Rows of queries/azure_vms.kql per run: one per Azure VM.';
+
+create table if not exists raw.arc_machines (
+    run_id varchar not null, id varchar, name varchar, type varchar, subscription_id varchar,
+    resource_group varchar, location varchar, tenant_id varchar, status varchar,
+    last_status_change varchar, agent_version varchar, os_name varchar, os_type varchar,
+    os_version varchar, os_sku varchar, os_edition varchar, manufacturer varchar, model varchar,
+    core_count varchar, logical_core_count varchar, cloud_provider varchar, firmware_type varchar,
+    patch_mode varchar, assessment_mode varchar, enable_hotpatching varchar,
+    hotpatch_enablement_status varchar, hotpatch_status_error json, license_status varchar,
+    product_features json, tags json
+);
+comment on table raw.arc_machines is 'Rows of queries/arc_machines.kql per run: one per Azure Arc server.';
+
+create table if not exists raw.patch_assessments (
+    run_id varchar not null, id varchar, name varchar, type varchar, subscription_id varchar,
+    resource_group varchar, machine_id varchar, status varchar, reboot_pending varchar,
+    patch_service_used varchar, os_type varchar, started_by varchar, start_date_time varchar,
+    last_modified_date_time varchar, available_patch_counts json, error_details json
+);
+comment on table raw.patch_assessments is 'Rows of queries/patch_assessments.kql per run: the latest assessment summary per machine.';
+
+create table if not exists raw.available_patches (
+    run_id varchar not null, id varchar, name varchar, type varchar, subscription_id varchar,
+    resource_group varchar, machine_id varchar, patch_name varchar, kb_id varchar,
+    classifications json, reboot_behavior varchar, msrc_severity varchar,
+    published_date_time varchar, last_modified_date_time varchar
+);
+comment on table raw.available_patches is 'Rows of queries/available_patches.kql per run: updates the latest assessment lists as missing.';
+
+create table if not exists raw.patch_installations (
+    run_id varchar not null, id varchar, name varchar, type varchar, subscription_id varchar,
+    resource_group varchar, machine_id varchar, status varchar, reboot_status varchar,
+    maintenance_window_exceeded varchar, installed_patch_count varchar, failed_patch_count varchar,
+    pending_patch_count varchar, excluded_patch_count varchar, not_selected_patch_count varchar,
+    patch_service_used varchar, os_type varchar, started_by varchar, start_date_time varchar,
+    last_modified_date_time varchar, maintenance_run_id varchar, error_details json
+);
+comment on table raw.patch_installations is 'Rows of queries/patch_installations.kql per run: installation runs of the last 30 days.';
+
+create table if not exists raw.installed_patches (
+    run_id varchar not null, id varchar, name varchar, type varchar, subscription_id varchar,
+    resource_group varchar, machine_id varchar, installation_id varchar, patch_name varchar,
+    kb_id varchar, classifications json, installation_state varchar, reboot_behavior varchar,
+    reboot_required varchar, published_date_time varchar, last_modified_date_time varchar
+);
+comment on table raw.installed_patches is 'Rows of queries/installed_patches.kql per run: per-update rows of installation runs.';
+
+create table if not exists raw.maintenance_configurations (
+    run_id varchar not null, id varchar, name varchar, type varchar, subscription_id varchar,
+    resource_group varchar, location varchar, maintenance_scope varchar, start_date_time varchar,
+    duration varchar, time_zone varchar, recur_every varchar, reboot_setting varchar,
+    classifications_to_include json, exclude_kbs_requiring_reboot varchar, tags json
+);
+comment on table raw.maintenance_configurations is 'Rows of queries/maintenance_configurations.kql per run: Update Manager schedules.';
+
+create table if not exists raw.maintenance_assignments (
+    run_id varchar not null, id varchar, name varchar, type varchar, subscription_id varchar,
+    resource_group varchar, location varchar, machine_id varchar,
+    maintenance_configuration_id varchar, scope_filter json
+);
+comment on table raw.maintenance_assignments is 'Rows of queries/maintenance_assignments.kql per run: schedule assignments.';
+
+create table if not exists raw.guest_configuration_reports (
+    run_id varchar not null, id varchar, name varchar, type varchar, subscription_id varchar,
+    resource_group varchar, location varchar, machine_id varchar, compliance_status varchar,
+    last_checked varchar, latest_report_id varchar, configuration_name varchar,
+    configuration_version varchar, report_resources json
+);
+comment on table raw.guest_configuration_reports is 'Rows of queries/guest_configuration_reports.kql per run: Machine Configuration reports whose reasons carry key=value guest facts.';
+
+create table if not exists raw.resource_containers (
+    run_id varchar not null, id varchar, name varchar, type varchar, subscription_id varchar,
+    resource_group varchar, location varchar, tenant_id varchar, tags json
+);
+comment on table raw.resource_containers is 'Rows of queries/resource_containers.kql per run: subscriptions and resource groups with tags.';

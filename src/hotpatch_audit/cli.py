@@ -1,0 +1,284 @@
+"""The hotpatch-audit command line: run, demo, extract, report, query."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hotpatch_audit import __version__
+from hotpatch_audit.config import Settings
+from hotpatch_audit.errors import ConfigError, HotpatchAuditError, LedgerError
+from hotpatch_audit.pipeline import (
+    EXIT_FAILED,
+    EXIT_INCOMPLETE,
+    EXIT_OK,
+    EXIT_USAGE,
+    RunOutcome,
+    RunRequest,
+    latest_monthly_as_of,
+    monthly_as_of_series,
+    run_audit,
+)
+
+app = typer.Typer(
+    help="Hotpatch compliance audits for Windows Server: reboot avoidance, missed hotpatches, "
+    "WSUS misconfigurations and VBS blockers.\n\nExit codes: 0 success, 1 incomplete data, "
+    "2 usage error, 3 failed run.",
+    no_args_is_help=True,
+    add_completion=False,
+    rich_markup_mode=None,
+)
+err = Console(stderr=True)
+out = Console()
+
+LedgerOpt = Annotated[Path | None, typer.Option("--ledger", help="DuckDB ledger file [default: out/ledger.duckdb]")]
+OutOpt = Annotated[Path | None, typer.Option("--out", help="Report folder [default: out/reports/<run id>]")]
+FormatOpt = Annotated[list[str] | None, typer.Option("--format", help="html, pdf, csv (repeatable) [default: all]")]
+LangOpt = Annotated[str | None, typer.Option("--lang", help="Report language: en or ja [default: en]")]
+TzOpt = Annotated[str | None, typer.Option("--tz", help="Show times in this zone, e.g. Asia/Tokyo [default: UTC]")]
+
+
+def _settings(**overrides: Any) -> Settings:
+    values = {k: v for k, v in overrides.items() if v is not None and v != []}
+    try:
+        return Settings(**values)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
+def _parse_as_of(value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        ts = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise ConfigError(f"--as-of {value!r}: expected an ISO date or time, e.g. 2026-11-25T03:00Z") from exc
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+def _progress() -> Progress:
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[rows]}"),
+                    TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal)
+
+
+def _run_with_progress(settings: Settings, request: RunRequest, render: bool, label: str = "") -> RunOutcome:
+    with _progress() as progress:
+        task = progress.add_task(f"{label}starting", total=None, rows="")
+
+        def on_stage(stage: str) -> None:
+            progress.update(task, description=f"{label}{stage}", rows="")
+
+        def on_page(query: str, rows: int, total: int) -> None:
+            progress.update(task, description=f"{label}extract {query}", rows=f"{rows:,}/{total:,} rows")
+
+        return run_audit(settings, request, render=render, on_stage=on_stage, on_page=on_page)
+
+
+def _report_outcome(outcome: RunOutcome) -> None:
+    err.print(f"run {outcome.run_id}: {outcome.status}, {outcome.findings:,} findings")
+    if outcome.error:
+        err.print(f"[yellow]collection incomplete:[/yellow] {outcome.error}")
+    for path in outcome.report_paths:
+        out.print(str(path))
+
+
+def _guard(fn: Any) -> Any:
+    """Map errors to exit codes with one clear line, never a traceback for expected failures."""
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            err.print(f"[red]usage error:[/red] {exc}")
+            raise typer.Exit(EXIT_USAGE) from None
+        except HotpatchAuditError as exc:
+            err.print(f"[red]error:[/red] {exc}")
+            raise typer.Exit(EXIT_FAILED) from None
+
+    wrapper.__name__ = fn.__name__
+    wrapper.__doc__ = fn.__doc__
+    wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
+    return wrapper
+
+
+@app.command()
+@_guard
+def run(
+    source: Annotated[str, typer.Option(help="demo, snapshot or arg")] = "demo",
+    subscription: Annotated[list[str] | None, typer.Option(help="Subscription id (repeatable; arg)")] = None,
+    management_group: Annotated[list[str] | None, typer.Option(help="Management group (repeatable; arg)")] = None,
+    snapshot: Annotated[Path | None, typer.Option(help="Snapshot directory (source snapshot)")] = None,
+    as_of: Annotated[str | None, typer.Option(help="As-of time, ISO 8601 UTC [default: now]")] = None,
+    machines: Annotated[int | None, typer.Option(help="Demo fleet size [default: 500]")] = None,
+    on_demand: Annotated[bool, typer.Option("--on-demand", help="Not a monthly run (kept out of month-over-month)")] = False,
+    ledger: LedgerOpt = None, out_dir: OutOpt = None, fmt: FormatOpt = None, lang: LangOpt = None, tz: TzOpt = None,
+) -> None:
+    """Run one audit: extract → load → audit → render.
+
+    Example: hotpatch-audit run --source demo --as-of 2026-11-25T03:00Z --tz Asia/Tokyo
+    """
+    settings = _settings(ledger_path=ledger, out_dir=out_dir, formats=fmt, language=lang, timezone=tz,
+                         demo_machines=machines)
+    request = RunRequest(source=source, subscriptions=tuple(subscription or ()),
+                         management_groups=tuple(management_group or ()), as_of=_parse_as_of(as_of),
+                         snapshot_dir=snapshot, is_monthly=not on_demand)
+    outcome = _run_with_progress(settings, request, render=True)
+    _report_outcome(outcome)
+    raise typer.Exit(outcome.exit_code)
+
+
+@app.command()
+@_guard
+def demo(
+    months: Annotated[int, typer.Option(help="Monthly runs to build, oldest first")] = 14,
+    machines: Annotated[int | None, typer.Option(help="Demo fleet size [default: 500]")] = None,
+    end: Annotated[str | None, typer.Option(help="As-of date of the last run [default: latest monthly run date]")] = None,
+    ledger: LedgerOpt = None, out_dir: OutOpt = None, fmt: FormatOpt = None, lang: LangOpt = None, tz: TzOpt = None,
+) -> None:
+    """Audit the built-in demo fleet month by month, as a monthly schedule would, and render the last run.
+
+    The default 14 months end with the latest monthly run date (the Wednesday after Patch Tuesday
+    plus 14 days' grace), so the history includes the October 2025 KB5070881 incident.
+
+    Example: hotpatch-audit demo --months 12 --machines 500 --tz Asia/Tokyo
+    """
+    if months < 1 or months > 60:
+        raise ConfigError("--months must be between 1 and 60")
+    settings = _settings(ledger_path=ledger, out_dir=out_dir, formats=fmt, language=lang, timezone=tz,
+                         demo_machines=machines)
+    last = _parse_as_of(end) or latest_monthly_as_of(date.today())
+    series = monthly_as_of_series(last, months)
+    outcome = None
+    worst = EXIT_OK
+    for i, as_of in enumerate(series, start=1):
+        label = f"[{i}/{len(series)}] {as_of:%Y-%m-%d} "
+        outcome = _run_with_progress(settings, RunRequest(source="demo", as_of=as_of), render=i == len(series),
+                                     label=label)
+        err.print(f"{label}{outcome.status}, {outcome.findings:,} findings")
+        worst = max(worst, outcome.exit_code)
+    assert outcome is not None
+    _report_outcome(outcome)
+    err.print(f"ledger: {settings.path(settings.ledger_path)}")
+    raise typer.Exit(worst)
+
+
+@app.command()
+@_guard
+def extract(
+    save: Annotated[Path, typer.Option(help="Write the snapshot (pages + manifest.json) here")],
+    source: Annotated[str, typer.Option(help="demo or arg")] = "demo",
+    subscription: Annotated[list[str] | None, typer.Option(help="Subscription id (repeatable)")] = None,
+    management_group: Annotated[list[str] | None, typer.Option(help="Management group (repeatable)")] = None,
+    as_of: Annotated[str | None, typer.Option(help="As-of time for the demo fleet [default: now]")] = None,
+    machines: Annotated[int | None, typer.Option(help="Demo fleet size [default: 500]")] = None,
+) -> None:
+    """Extract only: save every query's pages to a snapshot directory, without touching the ledger.
+
+    Example: hotpatch-audit extract --source demo --save ./snapshot-2026-11
+    """
+    from hotpatch_audit.catalog import load_queries
+    from hotpatch_audit.extract import extract_to_snapshot
+    from hotpatch_audit.pipeline import RunContext, make_source, _scope_for
+
+    settings = _settings(demo_machines=machines)
+    request = RunRequest(source=source, subscriptions=tuple(subscription or ()),
+                         management_groups=tuple(management_group or ()), as_of=_parse_as_of(as_of))
+    when = request.as_of or datetime.now(UTC).replace(microsecond=0)
+    ctx = RunContext("extract", source, _scope_for(settings, request).key(), when, None, settings.work_dir)
+    snap = extract_to_snapshot(make_source(settings, ctx), load_queries(settings.project_root), save,
+                               as_of=when, project_root=settings.project_root)
+    for q in snap.queries.values():
+        err.print(f"{q.name}: {q.pages} pages, {q.rows:,} rows{'' if q.complete else ' INCOMPLETE: ' + str(q.error)}")
+    out.print(str(save))
+    raise typer.Exit(EXIT_OK if snap.complete else EXIT_INCOMPLETE)
+
+
+@app.command()
+@_guard
+def report(
+    run_id: Annotated[str | None, typer.Argument(help="Run to render [default: latest good run]")] = None,
+    ledger: LedgerOpt = None, out_dir: OutOpt = None, fmt: FormatOpt = None, lang: LangOpt = None, tz: TzOpt = None,
+) -> None:
+    """Re-render a past run's reports from the ledger (read-only; safe while an audit runs).
+
+    Example: hotpatch-audit report --tz Asia/Tokyo --format pdf
+    """
+    from hotpatch_audit.ledger import latest_run, open_reader
+    from hotpatch_audit.pipeline import render_stage
+
+    settings = _settings(ledger_path=ledger, formats=fmt, language=lang, timezone=tz)
+    path = settings.path(settings.ledger_path)
+    with open_reader(path, timeout=settings.lock_timeout_seconds, on_wait=err.print) as con:
+        rid = run_id or latest_run(con)
+        if rid is None:
+            raise LedgerError(f"{path}: no succeeded run to render")
+        known = con.execute("SELECT status FROM meta.runs WHERE run_id = ?", [rid]).fetchone()
+    if known is None:
+        raise ConfigError(f"no run {rid!r} in {path}")
+    for p in render_stage(settings, rid, out_dir):
+        out.print(str(p))
+
+
+@app.command()
+@_guard
+def query(
+    sql: Annotated[str, typer.Argument(help="SQL to run against the ledger (read-only)")],
+    ledger: LedgerOpt = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="table or csv")] = "table",
+) -> None:
+    """Ad-hoc SQL against the DuckDB ledger, opened read-only.
+
+    Example: hotpatch-audit query "select audit, status, count(*) from audit.findings group by all"
+    """
+    from hotpatch_audit.ledger import open_reader
+
+    if output not in ("table", "csv"):
+        raise ConfigError("--output must be table or csv")
+    settings = _settings(ledger_path=ledger)
+    import duckdb
+
+    with open_reader(settings.path(settings.ledger_path), timeout=settings.lock_timeout_seconds,
+                     on_wait=err.print) as con:
+        try:
+            cur = con.execute(sql)
+        except duckdb.Error as exc:
+            raise ConfigError(f"query failed: {exc}") from exc
+        columns = [d[0] for d in cur.description or []]
+        rows = cur.fetchall()
+    if output == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(columns)
+        writer.writerows(rows)
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    out.print(table)
+
+
+@app.command()
+def version() -> None:
+    """Print the tool version.
+
+    Example: hotpatch-audit version
+    """
+    out.print(__version__)
+
+
+def main() -> None:
+    """Console entry point."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    app()
+
+
+if __name__ == "__main__":
+    main()

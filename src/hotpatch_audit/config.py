@@ -1,0 +1,62 @@
+"""Settings: the only reader of the environment (prefix HOTPATCH_AUDIT_); CLI and flow parameters override it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    """Every setting with its default; see docs/settings.md (generated from these descriptions)."""
+
+    model_config = SettingsConfigDict(env_prefix="HOTPATCH_AUDIT_", env_file=None, extra="ignore")
+
+    project_root: Path = Field(PROJECT_ROOT, description="Checkout holding queries/, sql/, data/, reports/.")
+    ledger_path: Path = Field(Path("out/ledger.duckdb"), description="The DuckDB ledger file.")
+    out_dir: Path = Field(Path("out/reports"), description="Where reports are written (one folder per run).")
+    work_dir: Path = Field(Path("out/work"), description="Scratch space: extracted pages, demo fleet files.")
+    source: Literal["demo", "snapshot", "arg"] = Field("demo", description="Data source: demo, snapshot or arg.")
+    snapshot_dir: Path | None = Field(None, description="Snapshot directory for source=snapshot.")
+    subscriptions: list[str] = Field(default_factory=list, description="Subscription ids in scope (arg).")
+    management_groups: list[str] = Field(default_factory=list, description="Management groups in scope (arg).")
+    # Demo fleet
+    demo_machines: int = Field(500, description="Machines in the demo fleet.", ge=1, le=200_000)
+    demo_seed: int = Field(20251014, description="Seed of the demo fleet generator (same seed, same fleet).")
+    # Audit rules (audits.md, Defaults)
+    grace_days: int = Field(14, description="Days after release before a missing hotpatch or baseline fails.")
+    assessment_stale_days: int = Field(7, description="An assessment older than this is stale.")
+    guest_facts_max_age_days: int = Field(30, description="Guest facts older than this count as missing.")
+    pending_max_days: int = Field(7, description="Hotpatch status Pending longer than this is a blocker.")
+    downtime_minutes_per_reboot: int = Field(15, description="Downtime counted per reboot avoided.")
+    period_months: int = Field(12, description="Reporting period: months up to and including the as-of month.")
+    billing_cores: Literal["physical", "logical"] = Field("physical", description="Cores counted for Arc billing.")
+    # Reports
+    timezone: str = Field("UTC", description="Zone in which reports show times (IANA name, e.g. Asia/Tokyo).")
+    language: Literal["en", "ja"] = Field("en", description="Report language.")
+    page_size: Literal["A4", "Letter"] = Field("A4", description="PDF page size.")
+    pdf_top_n: int = Field(50, description="Machines listed per PDF section (the CSV has all).", ge=1)
+    formats: list[Literal["html", "pdf", "csv"]] = Field(
+        default_factory=lambda: ["html", "pdf", "csv"], description="Report formats to write."
+    )
+    lock_timeout_seconds: float = Field(600.0, description="How long a writer waits for the ledger lock.")
+
+    def path(self, p: Path) -> Path:
+        """Resolve a relative setting path against the current directory."""
+        return p if p.is_absolute() else Path.cwd() / p
+
+    def audit_rules(self) -> dict[str, str]:
+        """The settings the SQL audits read from meta.settings, as text."""
+        return {
+            "grace_days": str(self.grace_days),
+            "assessment_stale_days": str(self.assessment_stale_days),
+            "guest_facts_max_age_days": str(self.guest_facts_max_age_days),
+            "pending_max_days": str(self.pending_max_days),
+            "downtime_minutes_per_reboot": str(self.downtime_minutes_per_reboot),
+            "period_months": str(self.period_months),
+            "billing_cores": self.billing_cores,
+        }

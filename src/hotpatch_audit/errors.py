@@ -1,0 +1,39 @@
+"""The error hierarchy: every failure the user can act on has one type and a clear message."""
+
+from __future__ import annotations
+
+
+class HotpatchAuditError(Exception):
+    """Base class of the project's errors."""
+
+
+class ConfigError(HotpatchAuditError):
+    """A setting, scope or parameter is wrong (usage error)."""
+
+
+class QueryError(HotpatchAuditError):
+    """A KQL file could not be read, validated or executed by a source."""
+
+    def __init__(self, query_name: str, message: str) -> None:
+        super().__init__(f"query {query_name}: {message}")
+        self.query_name = query_name
+
+
+class SourceError(HotpatchAuditError):
+    """A data source (Azure, snapshot, demo) failed; keeps the cause as __cause__."""
+
+
+class SnapshotError(HotpatchAuditError):
+    """A snapshot directory is malformed; the message names the file (and row)."""
+
+
+class LedgerError(HotpatchAuditError):
+    """The DuckDB ledger could not be opened, locked or written."""
+
+
+class LedgerBusyError(LedgerError):
+    """Another process holds the ledger longer than the lock timeout allows."""
+
+
+class RenderError(HotpatchAuditError):
+    """A report could not be rendered."""

@@ -1,0 +1,128 @@
+"""Extract: run every KQL file through a source and stream its pages to a snapshot directory."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hotpatch_audit import __version__
+from hotpatch_audit.catalog import QuerySpec
+from hotpatch_audit.errors import HotpatchAuditError
+from hotpatch_audit.sources import SNAPSHOT_FORMAT, Source
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class QueryResult:
+    """What one query returned: pages and rows received, totalRecords, completeness, error."""
+
+    name: str
+    file: str
+    sha256: str
+    pages: int = 0
+    rows: int = 0
+    total_records: int | None = None
+    complete: bool = False
+    error: str | None = None
+    started_at: str = ""
+    finished_at: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        """The manifest entry."""
+        return dict(self.__dict__)
+
+
+@dataclass
+class Snapshot:
+    """A snapshot directory and the results of its queries."""
+
+    directory: Path
+    queries: dict[str, QueryResult] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        """True when every query returned every row it announced."""
+        return all(q.complete for q in self.queries.values())
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def extract_to_snapshot(
+    source: Source,
+    specs: list[QuerySpec],
+    directory: Path,
+    *,
+    as_of: datetime,
+    project_root: Path,
+    on_page: Callable[[str, int, int], None] | None = None,
+) -> Snapshot:
+    """Run each query through `source`, writing pages as they arrive; a failing query is recorded, not raised.
+
+    The manifest is written last, so a directory without one is a half-finished extract.
+    """
+    if directory.exists():
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True)
+    snap = Snapshot(directory)
+    for spec in specs:
+        qdir = directory / spec.name
+        qdir.mkdir()
+        result = QueryResult(spec.name, spec.relpath(project_root), spec.sha256, started_at=_now())
+        try:
+            for page in source.pages(spec):
+                result.pages += 1
+                result.rows += page.count
+                result.total_records = page.total_records
+                _write_atomic(qdir / f"page-{result.pages:05d}.json", page.body)
+                if on_page:
+                    on_page(spec.name, result.rows, page.total_records)
+            if result.pages == 0:
+                result.error = "the source returned no page at all"
+            elif result.rows != result.total_records:
+                result.error = f"received {result.rows} rows of {result.total_records} announced"
+            else:
+                result.complete = True
+        except HotpatchAuditError as exc:
+            result.error = str(exc)
+            log.error("query %s failed: %s", spec.name, exc)
+        result.finished_at = _now()
+        log.info("query %s: %d pages, %d rows, complete=%s", spec.name, result.pages, result.rows,
+                 result.complete)
+        snap.queries[spec.name] = result
+    manifest = {
+        "format": SNAPSHOT_FORMAT,
+        "source": source.name,
+        "scope": source.scope.key(),
+        "as_of": as_of.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "created_at": _now(),
+        "tool_version": __version__,
+        "queries": {name: q.as_dict() for name, q in snap.queries.items()},
+    }
+    _write_atomic(directory / "manifest.json", json.dumps(manifest, indent=2).encode("utf-8"))
+    return snap
+
+
+def snapshot_from_manifest(directory: Path, manifest: dict[str, Any]) -> Snapshot:
+    """Rebuild a Snapshot object from a directory's manifest (for loading saved snapshots)."""
+    snap = Snapshot(directory)
+    for name, info in manifest.get("queries", {}).items():
+        fields = {k: info.get(k) for k in QueryResult.__dataclass_fields__ if k in info}
+        fields["name"] = name
+        snap.queries[name] = QueryResult(**{**{"file": "", "sha256": ""}, **fields})
+    return snap

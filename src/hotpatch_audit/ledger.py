@@ -1,0 +1,344 @@
+"""The DuckDB ledger: locking, run bookkeeping and atomic loading of snapshot pages into raw tables.
+
+Writers take an exclusive lock on `<ledger>.lock` and wait their turn with a message; readers take a
+shared lock and open the file read-only. DuckDB itself allows one read-write process per file, so
+holding the lock only while writing keeps the scheduled audit and an analyst's query from colliding.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from hotpatch_audit.errors import LedgerBusyError, LedgerError, SnapshotError
+from hotpatch_audit.extract import Snapshot
+
+log = logging.getLogger(__name__)
+
+RAW_PREFIX = "raw."
+_GOOD_STATUSES = ("succeeded", "incomplete")
+
+
+def _lock_path(ledger: Path) -> Path:
+    return ledger.with_name(ledger.name + ".lock")
+
+
+@contextlib.contextmanager
+def ledger_lock(
+    ledger: Path,
+    *,
+    exclusive: bool,
+    timeout: float,
+    on_wait: Callable[[str], None] | None = None,
+    holder: str = "",
+) -> Iterator[None]:
+    """Hold the ledger's lock file (exclusive for writers, shared for readers), waiting up to `timeout`."""
+    ledger.parent.mkdir(parents=True, exist_ok=True)
+    lock = _lock_path(ledger)
+    info = lock.with_name(lock.name + ".info")
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+    started = time.monotonic()
+    next_note = 0.0
+    try:
+        while True:
+            try:
+                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                waited = time.monotonic() - started
+                who = info.read_text(encoding="utf-8").strip() if info.exists() else "another process"
+                if waited >= timeout:
+                    raise LedgerBusyError(
+                        f"{ledger} is busy ({who}); gave up after {timeout:.0f} s. "
+                        "Try again when it finishes, or raise HOTPATCH_AUDIT_LOCK_TIMEOUT_SECONDS."
+                    ) from None
+                if waited >= next_note:
+                    msg = f"waiting for the ledger {ledger.name}: in use by {who} ({waited:.0f} s so far)"
+                    log.warning(msg)
+                    if on_wait:
+                        on_wait(msg)
+                    next_note = waited + 5
+                time.sleep(0.2)
+        if exclusive:
+            info.write_text(f"writer pid {os.getpid()} {holder}".strip(), encoding="utf-8")
+        yield
+    finally:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def _connect(ledger: Path, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
+    """Open the file, retrying while a process that ignores our lock (e.g. the duckdb CLI) holds it."""
+    started = time.monotonic()
+    while True:
+        try:
+            con = duckdb.connect(str(ledger), read_only=read_only)
+            con.execute("SET TimeZone='UTC'")
+            return con
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower() or time.monotonic() - started > timeout:
+                raise LedgerError(f"cannot open {ledger}: {exc}") from exc
+            time.sleep(0.5)
+
+
+@contextlib.contextmanager
+def open_writer(
+    ledger: Path, project_root: Path, *, timeout: float = 600.0, holder: str = "",
+    on_wait: Callable[[str], None] | None = None,
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Exclusive, read-write connection with the schema and views applied."""
+    from hotpatch_audit.analyze import apply_sql
+
+    with ledger_lock(ledger, exclusive=True, timeout=timeout, on_wait=on_wait, holder=holder):
+        con = _connect(ledger, read_only=False, timeout=timeout)
+        try:
+            apply_sql(con, project_root)
+            yield con
+        finally:
+            con.close()
+
+
+@contextlib.contextmanager
+def open_reader(
+    ledger: Path, *, timeout: float = 600.0, on_wait: Callable[[str], None] | None = None
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """Shared, read-only connection; waits while a writer is busy."""
+    if not ledger.exists():
+        raise LedgerError(f"{ledger}: no ledger yet (run an audit first)")
+    with ledger_lock(ledger, exclusive=False, timeout=timeout, on_wait=on_wait):
+        con = _connect(ledger, read_only=True, timeout=timeout)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+def raw_tables(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Names of the raw tables (without schema)."""
+    rows = con.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'raw' ORDER BY 1"
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def register_run(
+    con: duckdb.DuckDBPyConnection, *, run_id: str, scope: str, as_of: datetime, source: str,
+    tool_version: str, calendar_version: str, is_monthly: bool, settings: dict[str, str],
+) -> None:
+    """Record a new run as `running`, with the rules it will be judged by; mark abandoned runs failed."""
+    con.execute("BEGIN")
+    abandoned = [
+        r[0] for r in con.execute(
+            "SELECT run_id, host, pid FROM meta.runs WHERE status IN ('running', 'loaded')"
+        ).fetchall()
+        if r[1] != socket.gethostname() or not _alive(r[2])
+    ]
+    for old in abandoned:
+        for table in raw_tables(con):
+            con.execute(f"DELETE FROM raw.{table} WHERE run_id = ?", [old])
+        con.execute(
+            "UPDATE meta.runs SET status = 'failed', error = 'abandoned: the process ended before the run"
+            " finished', finished_at = ? WHERE run_id = ?", [datetime.now(UTC).replace(tzinfo=None), old],
+        )
+    con.execute(
+        "INSERT INTO meta.runs (run_id, scope, as_of, source, tool_version, calendar_version, started_at,"
+        " status, is_monthly, settings, host, pid) VALUES (?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+        [run_id, scope, _naive_utc(as_of), source, tool_version, calendar_version,
+         datetime.now(UTC).replace(tzinfo=None), is_monthly, json.dumps(settings), socket.gethostname(),
+         os.getpid()],
+    )
+    con.executemany("INSERT INTO meta.settings VALUES (?, ?, ?)", [[run_id, k, v] for k, v in settings.items()])
+    con.execute("COMMIT")
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _naive_utc(ts: datetime) -> datetime:
+    return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
+
+
+def _raw_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    rows = con.execute(
+        "SELECT column_name, data_type FROM information_schema.columns WHERE table_schema = 'raw'"
+        " AND table_name = ? AND column_name <> 'run_id' ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
+    if not rows:
+        raise LedgerError(f"no raw table raw.{table} in the ledger schema (sql/00_schema.sql)")
+    return [(r[0], r[1]) for r in rows]
+
+
+def _diagnose_pages(files: list[Path]) -> str:
+    """Find the first page file that is not a valid Resource Graph page, for a precise message."""
+    for path in files:
+        try:
+            body = json.loads(path.read_bytes())
+        except json.JSONDecodeError as exc:
+            return f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        if not isinstance(body, dict) or not isinstance(body.get("data"), list):
+            return f"{path}: not a Resource Graph page (no data array)"
+        for i, row in enumerate(body["data"], start=1):
+            if not isinstance(row, dict):
+                return f"{path}: row {i} is not an object"
+    return "pages could not be read"
+
+
+def load_query_pages(
+    con: duckdb.DuckDBPyConnection, run_id: str, table: str, files: list[Path], expected_rows: int
+) -> int:
+    """Insert the rows of one query's page files into raw.<table>, validating every row's shape.
+
+    Must run inside the caller's transaction. Raises SnapshotError naming the file and row.
+    """
+    columns = _raw_columns(con, table)
+    if not files:
+        if expected_rows:
+            raise SnapshotError(f"{table}: manifest announces {expected_rows} rows but there are no pages")
+        return 0
+    paths = [str(p) for p in files]
+    try:
+        con.execute(
+            "CREATE OR REPLACE TEMP TABLE _stage AS SELECT filename, generate_subscripts(data, 1) AS idx,"
+            " unnest(data) AS r FROM read_json(?, columns = {'data': 'JSON[]'}, filename = true,"
+            " format = 'auto')",
+            [paths],
+        )
+    except duckdb.Error as exc:
+        raise SnapshotError(_diagnose_pages(files)) from exc
+    checks = ["CASE WHEN json_type(r) <> 'OBJECT' THEN 'the row is not an object'"]
+    checks.append("WHEN coalesce(r->>'$.id', '') = '' THEN 'the row has no id'")
+    for name, typ in columns:
+        if typ != "JSON":
+            checks.append(
+                f"WHEN json_type(r->'$.\"{name}\"') IN ('OBJECT', 'ARRAY') "
+                f"THEN 'field {name} is ' || lower(json_type(r->'$.\"{name}\"')) || ', expected a scalar'"
+            )
+    bad = con.execute(
+        f"SELECT filename, idx, problem FROM (SELECT filename, idx, {' '.join(checks)} END AS problem"
+        " FROM _stage) WHERE problem IS NOT NULL ORDER BY filename, idx LIMIT 1"
+    ).fetchone()
+    if bad:
+        raise SnapshotError(f"{bad[0]}: row {bad[1]}: {bad[2]}")
+    select = []
+    for name, typ in columns:
+        if typ == "JSON":
+            select.append(f"nullif(r->'$.\"{name}\"', 'null'::JSON)")
+        else:
+            select.append(f"r->>'$.\"{name}\"'")
+    names = ", ".join(f'"{n}"' for n, _ in columns)
+    con.execute(
+        f"INSERT INTO raw.{table} (run_id, {names}) SELECT ?, {', '.join(select)} FROM _stage",
+        [run_id],
+    )
+    loaded = con.execute("SELECT count(*) FROM _stage").fetchone()[0]
+    con.execute("DROP TABLE _stage")
+    if loaded != expected_rows:
+        raise SnapshotError(f"{table}: manifest announces {expected_rows} rows, pages hold {loaded}")
+    return int(loaded)
+
+
+def load_snapshot(con: duckdb.DuckDBPyConnection, run_id: str, snap: Snapshot) -> dict[str, int]:
+    """Atomically load every query of a snapshot for `run_id`: all rows and stats, or nothing."""
+    counts: dict[str, int] = {}
+    con.execute("BEGIN")
+    try:
+        for table in raw_tables(con):
+            con.execute(f"DELETE FROM raw.{table} WHERE run_id = ?", [run_id])
+        con.execute("DELETE FROM meta.query_stats WHERE run_id = ?", [run_id])
+        for name, q in snap.queries.items():
+            files = sorted((snap.directory / name).glob("page-*.json"))
+            counts[name] = load_query_pages(con, run_id, name, files, q.rows)
+            con.execute(
+                "INSERT INTO meta.query_stats VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, name, q.file, q.sha256, q.pages, q.rows, q.total_records, q.complete, q.error,
+                 q.started_at or None, q.finished_at or None],
+            )
+        con.execute("UPDATE meta.runs SET status = 'loaded' WHERE run_id = ?", [run_id])
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return counts
+
+
+def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, complete: bool) -> tuple[str, int]:
+    """Materialize findings, replace earlier runs of the same scope and as-of, and close the run.
+
+    One transaction: if anything fails, the previous good run is still there.
+    """
+    from hotpatch_audit.analyze import materialize_findings
+
+    con.execute("BEGIN")
+    try:
+        findings = materialize_findings(con, run_id)
+        scope, as_of = con.execute("SELECT scope, as_of FROM meta.runs WHERE run_id = ?", [run_id]).fetchone()
+        older = [r[0] for r in con.execute(
+            "SELECT run_id FROM meta.runs WHERE scope = ? AND as_of = ? AND run_id <> ?", [scope, as_of, run_id]
+        ).fetchall()]
+        for old in older:
+            _delete_run_rows(con, old)
+            con.execute("DELETE FROM meta.runs WHERE run_id = ?", [old])
+        status = "succeeded" if complete else "incomplete"
+        con.execute(
+            "UPDATE meta.runs SET status = ?, finished_at = ? WHERE run_id = ?",
+            [status, datetime.now(UTC).replace(tzinfo=None), run_id],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    if older:
+        log.info("run %s replaced %d earlier run(s) of the same scope and as-of", run_id, len(older))
+    return status, findings
+
+
+def _delete_run_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    for table in raw_tables(con):
+        con.execute(f"DELETE FROM raw.{table} WHERE run_id = ?", [run_id])
+    for table in ("meta.query_stats", "meta.settings", "audit.findings"):
+        con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])  # noqa: S608 (fixed names)
+
+
+def fail_run(con: duckdb.DuckDBPyConnection, run_id: str, error: str) -> None:
+    """Mark a run failed and drop its rows; earlier runs stay untouched."""
+    con.execute("BEGIN")
+    for table in raw_tables(con):
+        con.execute(f"DELETE FROM raw.{table} WHERE run_id = ?", [run_id])
+    con.execute("DELETE FROM audit.findings WHERE run_id = ?", [run_id])
+    con.execute(
+        "UPDATE meta.runs SET status = 'failed', error = ?, finished_at = ? WHERE run_id = ?",
+        [error[:2000], datetime.now(UTC).replace(tzinfo=None), run_id],
+    )
+    con.execute("COMMIT")
+
+
+def latest_run(con: duckdb.DuckDBPyConnection, *, monthly_only: bool = False) -> str | None:
+    """The newest good run (by as-of, then start time)."""
+    row = con.execute(
+        "SELECT run_id FROM meta.runs WHERE status IN ('succeeded', 'incomplete')"
+        + (" AND is_monthly" if monthly_only else "")
+        + " ORDER BY as_of DESC, started_at DESC LIMIT 1"
+    ).fetchone()
+    return str(row[0]) if row else None

@@ -1,0 +1,269 @@
+"""The audit pipeline as plain functions, one per stage: extract → load → audit → render.
+
+The CLI calls run_audit(); the Prefect flows call the stage functions one task each.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+
+from hotpatch_audit import __version__
+from hotpatch_audit.catalog import load_queries
+from hotpatch_audit.config import Settings
+from hotpatch_audit.errors import ConfigError, HotpatchAuditError
+from hotpatch_audit.extract import Snapshot, extract_to_snapshot
+from hotpatch_audit.sources import DuckDBKqlSource, Scope, Source, SnapshotSource
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
+MONTHLY_RUN_TIME = time(3, 0)
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    """What to audit: source, scope, as-of time; run_id is generated when not given."""
+
+    source: str = "demo"
+    subscriptions: tuple[str, ...] = ()
+    management_groups: tuple[str, ...] = ()
+    as_of: datetime | None = None
+    run_id: str | None = None
+    is_monthly: bool = True
+    snapshot_dir: Path | None = None
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """A registered run."""
+
+    run_id: str
+    source: str
+    scope: str
+    as_of: datetime
+    snapshot_dir: Path | None
+    work_dir: Path
+
+
+@dataclass(frozen=True)
+class ExtractResult:
+    """Where the run's pages are and how many rows each query returned."""
+
+    snapshot_dir: Path
+    rows: dict[str, int]
+    complete: bool
+    errors: dict[str, str]
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    """Rows loaded per raw table."""
+
+    rows: dict[str, int]
+
+
+@dataclass
+class RunOutcome:
+    """The end of a run: its status, findings count, reports and the process exit code."""
+
+    run_id: str
+    status: str
+    findings: int = 0
+    report_paths: list[Path] = field(default_factory=list)
+    exit_code: int = EXIT_OK
+    error: str | None = None
+
+
+def monthly_run_date(year: int, month: int) -> date:
+    """The scheduled audit day: the Wednesday after Patch Tuesday plus 14 days' grace (the 23rd to 29th)."""
+    first = date(year, month, 1)
+    second_tuesday = first + timedelta(days=(1 - first.weekday()) % 7 + 7)
+    return second_tuesday + timedelta(days=15)
+
+
+def latest_monthly_as_of(today: date) -> datetime:
+    """The as-of time of the newest monthly run that is due on or before `today`."""
+    y, m = today.year, today.month
+    while monthly_run_date(y, m) > today:
+        y, m = (y, m - 1) if m > 1 else (y - 1, 12)
+    return datetime.combine(monthly_run_date(y, m), MONTHLY_RUN_TIME, tzinfo=UTC)
+
+
+def monthly_as_of_series(end: datetime, months: int) -> list[datetime]:
+    """`months` consecutive monthly run times ending with the month of `end`."""
+    out = []
+    y, m = end.year, end.month
+    for _ in range(months):
+        out.append(datetime.combine(monthly_run_date(y, m), MONTHLY_RUN_TIME, tzinfo=UTC))
+        y, m = (y, m - 1) if m > 1 else (y - 1, 12)
+    return sorted(out)
+
+
+def _scope_for(settings: Settings, request: RunRequest) -> Scope:
+    if request.source == "demo":
+        return Scope("demo", (f"machines={settings.demo_machines}", f"seed={settings.demo_seed}"))
+    if request.source == "snapshot":
+        directory = request.snapshot_dir or settings.snapshot_dir
+        if directory is None:
+            raise ConfigError("source snapshot needs a snapshot directory (--snapshot DIR)")
+        return SnapshotSource(Path(directory)).scope
+    if request.source == "arg":
+        subs = list(request.subscriptions or settings.subscriptions)
+        mgs = list(request.management_groups or settings.management_groups)
+        return Scope.for_azure(subs, mgs)
+    raise ConfigError(f"unknown source {request.source!r} (demo, snapshot, arg)")
+
+
+def start_run(settings: Settings, request: RunRequest) -> RunContext:
+    """Validate the request and register the run in the ledger as `running`."""
+    from hotpatch_audit.analyze import calendar_version
+    from hotpatch_audit.ledger import open_writer, register_run
+
+    scope = _scope_for(settings, request)
+    as_of = request.as_of
+    if as_of is None and request.source == "snapshot":
+        snap_as_of = SnapshotSource(Path(request.snapshot_dir or settings.snapshot_dir or "")).as_of
+        as_of = datetime.fromisoformat(snap_as_of.replace("Z", "+00:00")) if snap_as_of else None
+    if as_of is None:
+        as_of = datetime.now(UTC).replace(microsecond=0)
+    if as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=UTC)
+    run_id = request.run_id or f"run-{as_of:%Y%m%dT%H%MZ}-{uuid.uuid4().hex[:8]}"
+    work_dir = settings.path(settings.work_dir) / run_id
+    with open_writer(settings.path(settings.ledger_path), settings.project_root,
+                     timeout=settings.lock_timeout_seconds, holder=f"run {run_id}") as con:
+        register_run(
+            con, run_id=run_id, scope=scope.key(), as_of=as_of, source=request.source,
+            tool_version=__version__, calendar_version=calendar_version(settings.project_root),
+            is_monthly=request.is_monthly, settings=settings.audit_rules(),
+        )
+    log.info("run %s registered: source=%s scope=%s as_of=%s", run_id, request.source, scope.key(), as_of)
+    return RunContext(run_id, request.source, scope.key(), as_of,
+                      request.snapshot_dir or settings.snapshot_dir, work_dir)
+
+
+def make_source(settings: Settings, ctx: RunContext) -> Source:
+    """The data source for a run."""
+    if ctx.source == "demo":
+        return DuckDBKqlSource(demo_fleet(settings, ctx.as_of), Scope.parse(ctx.scope), "demo", ctx.as_of)
+    if ctx.source == "snapshot":
+        return SnapshotSource(Path(ctx.snapshot_dir or ""))
+    if ctx.source == "arg":
+        from hotpatch_audit.sources import ArgSource
+
+        return ArgSource(Scope.parse(ctx.scope))
+    raise ConfigError(f"unknown source {ctx.source!r}")
+
+
+def demo_fleet(settings: Settings, as_of: datetime) -> Path:
+    """The demo fleet's Resource Graph tables as of `as_of`, generated once into a DuckDB file."""
+    import duckdb
+
+    from hotpatch_audit.argtables import create_arg_tables
+    from hotpatch_audit.fleet import generate_fleet
+
+    fleet_dir = settings.path(settings.work_dir) / "demo-fleet"
+    fleet_dir.mkdir(parents=True, exist_ok=True)
+    path = fleet_dir / f"fleet-{settings.demo_machines}-{settings.demo_seed}-{as_of:%Y%m%dT%H%M%S}.duckdb"
+    if path.exists():
+        return path
+    tmp = path.with_name(path.name + ".part")
+    tmp.unlink(missing_ok=True)
+    con = duckdb.connect(str(tmp))
+    try:
+        create_arg_tables(con)
+        generate_fleet(con, as_of=as_of, machines=settings.demo_machines, seed=settings.demo_seed,
+                       calendar_path=settings.project_root / "data" / "release_calendar.csv")
+    finally:
+        con.close()
+    tmp.replace(path)
+    return path
+
+
+def extract_stage(
+    settings: Settings, ctx: RunContext, on_page: Callable[[str, int, int], None] | None = None,
+    save_dir: Path | None = None,
+) -> ExtractResult:
+    """Run every KQL file through the run's source; pages land in a snapshot directory."""
+    specs = load_queries(settings.project_root)
+    source = make_source(settings, ctx)
+    directory = save_dir or (ctx.work_dir / "snapshot")
+    snap = extract_to_snapshot(source, specs, directory, as_of=ctx.as_of, project_root=settings.project_root,
+                               on_page=on_page)
+    return ExtractResult(directory, {n: q.rows for n, q in snap.queries.items()}, snap.complete,
+                         {n: q.error for n, q in snap.queries.items() if q.error})
+
+
+def load_stage(settings: Settings, ctx: RunContext, extracted: ExtractResult) -> LoadResult:
+    """Load the snapshot atomically into the ledger's raw tables."""
+    from hotpatch_audit.extract import snapshot_from_manifest
+    from hotpatch_audit.ledger import load_snapshot, open_writer
+    from hotpatch_audit.sources import read_manifest
+
+    snap: Snapshot = snapshot_from_manifest(extracted.snapshot_dir, read_manifest(extracted.snapshot_dir))
+    with open_writer(settings.path(settings.ledger_path), settings.project_root,
+                     timeout=settings.lock_timeout_seconds, holder=f"run {ctx.run_id} (load)") as con:
+        rows = load_snapshot(con, ctx.run_id, snap)
+    return LoadResult(rows)
+
+
+def audit_stage(settings: Settings, ctx: RunContext, complete: bool = True) -> tuple[str, int]:
+    """Judge the run: materialize audit.findings and close the run (succeeded or incomplete)."""
+    from hotpatch_audit.ledger import finish_run, open_writer
+
+    with open_writer(settings.path(settings.ledger_path), settings.project_root,
+                     timeout=settings.lock_timeout_seconds, holder=f"run {ctx.run_id} (audit)") as con:
+        return finish_run(con, ctx.run_id, complete)
+
+
+def render_stage(settings: Settings, run_id: str, out_dir: Path | None = None) -> list[Path]:
+    """Render the run's reports from the ledger (read-only, waits while a writer is busy)."""
+    from hotpatch_audit.ledger import ledger_lock
+    from hotpatch_audit.render import render_reports
+
+    ledger = settings.path(settings.ledger_path)
+    target = out_dir or settings.path(settings.out_dir) / run_id
+    target.mkdir(parents=True, exist_ok=True)
+    with ledger_lock(ledger, exclusive=False, timeout=settings.lock_timeout_seconds):
+        return render_reports(ledger, run_id, target, settings=settings, formats=settings.formats)
+
+
+def fail_run(settings: Settings, ctx: RunContext, error: BaseException) -> None:
+    """Mark the run failed (its rows dropped); the previous good data stays."""
+    from hotpatch_audit.ledger import fail_run as _fail, open_writer
+
+    with open_writer(settings.path(settings.ledger_path), settings.project_root,
+                     timeout=settings.lock_timeout_seconds, holder=f"run {ctx.run_id} (fail)") as con:
+        _fail(con, ctx.run_id, f"{type(error).__name__}: {error}")
+
+
+def run_audit(
+    settings: Settings, request: RunRequest, *, render: bool = True,
+    on_stage: Callable[[str], None] | None = None, on_page: Callable[[str, int, int], None] | None = None,
+) -> RunOutcome:
+    """One audit end to end without Prefect: extract → load → audit → render."""
+    ctx = start_run(settings, request)
+    note = on_stage or (lambda _s: None)
+    try:
+        note("extract")
+        extracted = extract_stage(settings, ctx, on_page=on_page)
+        note("load")
+        load_stage(settings, ctx, extracted)
+        note("audit")
+        status, findings = audit_stage(settings, ctx, extracted.complete)
+    except (HotpatchAuditError, OSError, Exception) as exc:  # noqa: BLE001 - recorded, then re-raised
+        fail_run(settings, ctx, exc)
+        raise
+    outcome = RunOutcome(ctx.run_id, status, findings,
+                         exit_code=EXIT_OK if status == "succeeded" else EXIT_INCOMPLETE)
+    if extracted.errors:
+        outcome.error = "; ".join(f"{k}: {v}" for k, v in extracted.errors.items())
+    if render:
+        note("render")
+        outcome.report_paths = render_stage(settings, ctx.run_id)
+    return outcome
