@@ -1,0 +1,37 @@
+-- Report view: reboot_months
+-- Reads: audit.machine_months, report.periods
+-- One row per run and month of the reporting period: machine-months by outcome, and the reboot-free
+-- month rate. Reboot-free = avoided or no_install; unknown and not_applicable months are left out of
+-- the denominator, and coverage (known / applicable) is printed beside the rate.
+create or replace view report.reboot_months as
+with machine_months as (
+    select mm.*
+    from audit.machine_months as mm
+    join report.periods as p on p.run_id = mm.run_id
+    where mm.month between p.period_start and p.period_end
+)
+
+select
+    run_id,
+    month,
+    bool_or(kind = 'hotpatch') as is_hotpatch_month,
+    string_agg(distinct kind, ', ' order by kind) as kinds,
+    count(*) as machine_months,
+    count(*) filter (where outcome = 'avoided') as avoided,
+    count(*) filter (where outcome = 'expected_reboot') as expected_reboot,
+    count(*) filter (where outcome = 'unexpected_reboot') as unexpected_reboot,
+    count(*) filter (where outcome = 'avoidable_reboot') as avoidable_reboot,
+    count(*) filter (where outcome = 'no_install') as no_install,
+    count(*) filter (where outcome = 'unknown') as unknown,
+    count(*) filter (where outcome = 'not_applicable') as not_applicable,
+    coalesce(sum(reboot_count), 0) as reboots,
+    count(*) filter (where outcome not in ('unknown', 'not_applicable')) as known_months,
+    count(*) filter (where outcome <> 'not_applicable') as applicable_months,
+    (count(*) filter (where outcome in ('avoided', 'no_install')))
+        / nullif(count(*) filter (where outcome not in ('unknown', 'not_applicable')), 0) as reboot_free_rate,
+    (count(*) filter (where outcome not in ('unknown', 'not_applicable')))
+        / nullif(count(*) filter (where outcome <> 'not_applicable'), 0) as coverage_rate
+from machine_months
+group by run_id, month;
+
+comment on view report.reboot_months is 'Per run and month of the reporting period: machine-months by outcome (avoided, expected_reboot, unexpected_reboot, avoidable_reboot, no_install, unknown, not_applicable), reboots, reboot_free_rate = (avoided + no_install) / known months (unknown and not_applicable excluded; null when none known) and coverage_rate = known / applicable months.';
