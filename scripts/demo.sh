@@ -5,6 +5,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/bootstrap.sh" --no-dev
-source "$ROOT/scripts/env.sh"
+source "$ROOT/scripts/prefect-env.sh"
+export MPLBACKEND=Agg
 cd "$ROOT"
 exec "$ROOT/.venv/bin/hotpatch-audit" demo --out out/demo "$@"

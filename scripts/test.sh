@@ -4,6 +4,7 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HOTPATCH_AUDIT_EXTRA_PACKAGES="${HOTPATCH_AUDIT_EXTRA_PACKAGES:-}" bash "$ROOT/scripts/bootstrap.sh"
-source "$ROOT/scripts/env.sh"
+source "$ROOT/scripts/prefect-env.sh"
+export MPLBACKEND=Agg
 cd "$ROOT"
 exec "$ROOT/.venv/bin/python" -m pytest "$@"
