@@ -1,0 +1,164 @@
+create or replace view audit.readiness as
+with
+machines as (
+    select * from core.machines where os_family = 'windows'
+),
+runs as (
+    select run_id, as_of, pending_max_days, as_of_month from core.run_settings
+),
+guest as (
+    select * from core.guest_facts where is_fresh
+),
+pending_since as (
+    select t.run_id, m.machine_id, min(o.as_of) as first_pending_as_of
+    from meta.runs t
+    join meta.runs o on o.scope = t.scope and o.as_of <= t.as_of
+    join core.machines m on m.run_id = o.run_id and m.hotpatch_status = 'Pending'
+    group by t.run_id, m.machine_id
+),
+current_month as (
+    -- the latest due baseline and whether the machine is off track now
+    select run_id, machine_id,
+        arg_max(month_kb_installed_at is not null or coalesce(month_kb_installed_by_build, false), month)
+            filter (where kind in ('baseline', 'unplanned_baseline') and is_due and month_kb is not null) as on_baseline,
+        arg_max(month, month) filter (where kind in ('baseline', 'unplanned_baseline') and is_due and month_kb is not null) as baseline_month,
+        max(off_track_event_month) filter (where off_track_event_month is not null and (off_track_until is null or off_track_until > as_of_month)) as off_track_since,
+        bool_or(kind = 'hotpatch' and month_kb_installed_at is not null and reboot_count = 0) as hotpatch_without_reboot
+    from audit.machine_months join runs using (run_id)
+    group by run_id, machine_id
+),
+wsus as (
+    select run_id, machine_id, true as on_wsus, wu_server
+    from guest
+    where use_wu_server = 1 and wu_server is not null and coalesce(quality_updates_source, 1) <> 0
+),
+facts as (
+    select
+        m.*,
+        r.as_of,
+        r.pending_max_days,
+        g.machine_id is not null as has_guest_facts,
+        g.vbs_status, g.hvci_configured, g.firmware_type as guest_firmware_type, g.secure_boot,
+        g.hyperv_generation as guest_hyperv_generation, g.hyperv_role, g.wsl2, g.is_virtual_machine, g.collected_at,
+        coalesce(g.is_virtual_machine = 1, false) or g.hyperv_generation is not null
+            or lower(coalesce(m.model, '')) like '%virtual%' or lower(coalesce(m.manufacturer, '')) similar to '.*(vmware|qemu|xen|innotek|parallels).*' as is_vm,
+        coalesce(ps.first_pending_as_of, m.hotpatch_enrollment_date) as pending_since,
+        w.on_wsus, w.wu_server,
+        cm.on_baseline, cm.baseline_month, cm.off_track_since, coalesce(cm.hotpatch_without_reboot, false) as hotpatch_without_reboot
+    from machines m
+    join runs r using (run_id)
+    left join guest g on g.run_id = m.run_id and g.machine_id = m.machine_id
+    left join pending_since ps on ps.run_id = m.run_id and ps.machine_id = m.machine_id
+    left join wsus w on w.run_id = m.run_id and w.machine_id = m.machine_id
+    left join current_month cm on cm.run_id = m.run_id and cm.machine_id = m.machine_id
+),
+gates as (
+    select
+        f.*,
+        case
+            when f.track is null then 'OS_NOT_ELIGIBLE'
+        end as g1,
+        case when f.machine_kind = 'arc' and f.build_ubr < 1742 then 'BUILD_TOO_OLD' end as g2,
+        case
+            when f.machine_kind = 'arc' and coalesce(f.agent_status, '') <> 'Connected' then 'AGENT_NOT_CONNECTED'
+            when f.machine_kind = 'azure_vm' and not coalesce(f.vm_agent, false) then 'AGENT_NOT_CONNECTED'
+            when f.machine_kind = 'azure_vm' and coalesce(f.patch_mode, '') <> 'AutomaticByPlatform' then 'PATCH_MODE_NOT_PLATFORM'
+        end as g3,
+        case when f.machine_kind = 'arc' then
+            case
+                when f.guest_hyperv_generation = 1 then 'HYPERV_GEN1'
+                when upper(coalesce(f.guest_firmware_type, f.firmware_type, '')) = 'BIOS' then 'FIRMWARE_NOT_UEFI'
+                when f.secure_boot = 0 then 'SECURE_BOOT_OFF'
+            end
+        end as g4,
+        case when f.machine_kind = 'arc' and f.vbs_status = 0 then 'VBS_NOT_ENABLED' end as g5,
+        case when f.machine_kind = 'arc' and f.vbs_status = 1 then
+            case when f.is_vm and (f.hyperv_role = 1 or f.wsl2 = 1) then 'VBS_NESTED_VIRTUALIZATION' else 'VBS_NOT_RUNNING' end
+        end as g6,
+        case when f.machine_kind = 'arc' and f.vbs_status = 2 and f.hvci_configured = false then 'HVCI_NOT_CONFIGURED' end as g7,
+        case when f.machine_kind = 'arc' and (not f.has_guest_facts or f.vbs_status is null)
+                and not (f.hotpatch_status = 'Enabled' and f.hotpatch_without_reboot) then 'VBS_UNKNOWN' end as g8,
+        case f.hotpatch_status
+            when 'Enabled' then null
+            when 'Pending' then case when f.pending_since < f.as_of - to_days(f.pending_max_days) then 'PENDING_TOO_LONG' end
+            when 'Action Required' then 'ACTION_REQUIRED'
+            when 'Enrollment Failed' then 'ENROLLMENT_FAILED'
+            when 'Canceled' then 'CANCELED'
+            when 'Unknown' then 'STATUS_UNKNOWN'
+            else 'NOT_ENROLLED'
+        end as g9,
+        case when f.on_wsus then 'UPDATE_SOURCE_WSUS' end as g10,
+        case when f.off_track_since is not null or f.on_baseline = false then 'NOT_ON_BASELINE' end as g11
+    from facts f
+),
+first_gate as (
+    select
+        g.*,
+        case
+            when g1 is not null then 1 when g2 is not null then 2 when g3 is not null then 3 when g4 is not null then 4
+            when g5 is not null then 5 when g6 is not null then 6 when g7 is not null then 7 when g8 is not null then 8
+            when g9 is not null then 9 when g10 is not null then 10 when g11 is not null then 11 else 12
+        end as first_failing_gate,
+        coalesce(g1, g2, g3, g4, g5, g6, g7, g8, g9, g10, g11, 'READY') as gate_code
+    from gates g
+)
+select
+    run_id, machine_id, machine_name, machine_kind, subscription_id, resource_group, owner, track,
+    hotpatch_status, hotpatch_intended,
+    first_failing_gate,
+    gate_code,
+    case gate_code
+        when 'OS_NOT_ELIGIBLE' then machine_name || ' does not run a hotpatch-eligible OS'
+            || case when machine_kind = 'arc' then ' (Windows Server 2025 Standard/Datacenter, build 26100)' else ' image (Azure Edition hotpatch image list)' end || '.'
+        when 'BUILD_TOO_OLD' then machine_name || ' runs build ' || coalesce(os_build, '?') || ', below the 26100.1742 hotpatch minimum.'
+        when 'AGENT_NOT_CONNECTED' then machine_name || case when machine_kind = 'arc' then '''s Arc agent is ' || coalesce(agent_status, 'not reporting') || '.' else ' has no VM agent provisioned.' end
+        when 'PATCH_MODE_NOT_PLATFORM' then machine_name || ' uses patch mode ' || coalesce(patch_mode, 'none') || ', not AutomaticByPlatform.'
+        when 'HYPERV_GEN1' then machine_name || ' is a Generation 1 Hyper-V guest; hotpatch needs Generation 2 (UEFI).'
+        when 'FIRMWARE_NOT_UEFI' then machine_name || ' boots with BIOS firmware; VBS and hotpatch need UEFI with Secure Boot.'
+        when 'SECURE_BOOT_OFF' then machine_name || ' has Secure Boot off.'
+        when 'VBS_NOT_ENABLED' then machine_name || ' reports VirtualizationBasedSecurityStatus 0 (VBS not enabled)'
+            || case when hotpatch_status = 'Enabled' then '; the next hotpatch will not apply.' else '.' end
+        when 'VBS_NOT_RUNNING' then machine_name || ' reports VirtualizationBasedSecurityStatus 1 (enabled, not running)'
+            || case when hotpatch_status = 'Enabled' then '; the next hotpatch will not apply.' else '.' end
+        when 'VBS_NESTED_VIRTUALIZATION' then machine_name || ' is a VM with the Hyper-V role or WSL 2 and reports VBS enabled but not running (known nested-virtualization cause).'
+        when 'HVCI_NOT_CONFIGURED' then machine_name || ' does not have memory integrity (HVCI) configured (SecurityServicesConfigured lacks 2).'
+        when 'VBS_UNKNOWN' then machine_name || ' has no fresh guest facts on VBS, so VBS cannot be verified.'
+        when 'PENDING_TOO_LONG' then machine_name || ' has been Pending for hotpatch since ' || cast(pending_since as varchar) || '.'
+        when 'ACTION_REQUIRED' then machine_name || ' needs action for hotpatch' || coalesce(': ' || hotpatch_error_code || ' ' || coalesce(hotpatch_error_message, ''), '') || '.'
+        when 'ENROLLMENT_FAILED' then machine_name || '''s hotpatch enrollment failed.'
+        when 'CANCELED' then machine_name || '''s hotpatch licence was canceled.'
+        when 'STATUS_UNKNOWN' then machine_name || '''s hotpatch status is Unknown.'
+        when 'NOT_ENROLLED' then machine_name || ' is eligible but not enrolled in hotpatch (' || hotpatch_status || ').'
+        when 'UPDATE_SOURCE_WSUS' then machine_name || ' gets quality updates from WSUS (' || wu_server || '), which does not deliver hotpatches.'
+        when 'NOT_ON_BASELINE' then machine_name || case when off_track_since is not null then ' is off the hotpatch track since ' || off_track_since
+            else ' has not installed the ' || baseline_month || ' baseline' end || '.'
+        else machine_name || ' passes every readiness gate.'
+    end as reason,
+    case
+        when gate_code = 'OS_NOT_ELIGIBLE' then 'Move to Windows Server 2025 (Arc) or an Azure Edition hotpatch image.'
+        when gate_code = 'BUILD_TOO_OLD' then 'Install the current baseline cumulative update.'
+        when gate_code = 'AGENT_NOT_CONNECTED' then 'Reconnect the agent (azcmagent connect / VM agent) so changes can be applied.'
+        when gate_code = 'PATCH_MODE_NOT_PLATFORM' then 'Set patchMode to AutomaticByPlatform.'
+        when gate_code in ('HYPERV_GEN1', 'FIRMWARE_NOT_UEFI') then 'Rebuild or convert the machine to UEFI (Hyper-V Generation 2).'
+        when gate_code = 'SECURE_BOOT_OFF' then 'Turn on Secure Boot in the firmware.'
+        when gate_code in ('VBS_NOT_ENABLED', 'VBS_NOT_RUNNING') then 'Set HKLM\System\CurrentControlSet\Control\DeviceGuard\EnableVirtualizationBasedSecurity = 1 (or the Device Guard policy) and reboot; confirm VirtualizationBasedSecurityStatus = 2.'
+        when gate_code = 'VBS_NESTED_VIRTUALIZATION' then 'Remove the Hyper-V role or WSL 2 from this VM, or enable nested virtualization support on the host, then reboot.'
+        when gate_code = 'HVCI_NOT_CONFIGURED' then 'Turn on memory integrity (HypervisorEnforcedCodeIntegrity) and reboot.'
+        when gate_code = 'VBS_UNKNOWN' then 'Deploy the hotpatch-audit-guest Machine Configuration assignment (or import guest facts).'
+        when gate_code in ('NOT_ENROLLED', 'CANCELED', 'ENROLLMENT_FAILED', 'PENDING_TOO_LONG', 'ACTION_REQUIRED', 'STATUS_UNKNOWN') then
+            case when machine_kind = 'arc' then 'Enable hotpatch in the Arc Hotpatch blade ("I want to license this Windows Server...") and resolve the reported error.'
+                 else 'Set enableHotpatching = true (patchMode AutomaticByPlatform).' end
+        when gate_code = 'UPDATE_SOURCE_WSUS' then 'Set SetPolicyDrivenUpdateSourceForQualityUpdates = 0 (or remove UseWUServer/WUServer) so quality updates come from Windows Update.'
+        when gate_code = 'NOT_ON_BASELINE' then 'Install the current quarter''s baseline cumulative update and reboot.'
+        else ''
+    end as remediation,
+    json_object('run_id', run_id, 'hotpatch_status', hotpatch_status, 'agent_status', agent_status, 'os_build', os_build,
+        'patch_mode', patch_mode, 'guest_facts_collected_at', collected_at, 'vbs_status', vbs_status, 'hvci_configured', hvci_configured,
+        'firmware_type', coalesce(guest_firmware_type, firmware_type), 'secure_boot', secure_boot, 'hyperv_generation', guest_hyperv_generation,
+        'hyperv_role', hyperv_role, 'wsl2', wsl2, 'is_vm', is_vm, 'wu_server', wu_server,
+        'hotpatch_without_reboot', hotpatch_without_reboot, 'off_track_since', off_track_since, 'baseline_month', baseline_month) as evidence,
+    has_guest_facts,
+    hotpatch_without_reboot,
+    g1, g2, g3, g4, g5, g6, g7, g8, g9, g10, g11
+from first_gate;
+comment on view audit.readiness is 'Readiness funnel: per run and Windows machine, the first failing gate (1 OS, 2 build, 3 agent, 4 firmware, 5-8 VBS/HVCI/guest facts, 9 enrollment, 10 WSUS, 11 baseline; 12 = all pass) with a reason code, a reason sentence, a fix and the evidence; g1..g11 hold every gate''s code.';

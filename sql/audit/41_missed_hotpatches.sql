@@ -1,0 +1,191 @@
+create or replace view audit.missed_hotpatches as
+with
+machine_months as (
+    select * from audit.machine_months where track is not null
+),
+machines as (
+    select * from core.machines where os_family = 'windows'
+),
+assessments as (
+    select run_id, machine_id, assessed_at, age_days, is_stale from core.assessments
+),
+runs as (
+    select run_id, scope, as_of from core.run_settings
+),
+first_install as (
+    -- installation history reaches back to here; before it, absence of an install proves nothing
+    select run_id, machine_id, min(start_time) as first_install_at from core.installations group by run_id, machine_id
+),
+hotpatch_months as (
+    select mm.*,
+        coalesce(month_kb_installed_at is not null or month_kb_installed_by_build, false) as is_installed,
+        coalesce(fi.first_install_at <= mm.grace_end, false) as history_covers
+    from machine_months mm
+    left join first_install fi using (run_id, machine_id)
+    where kind = 'hotpatch' and enrolled_at_start and not is_off_track
+),
+missed as (
+    select
+        h.*,
+        case
+            when h.is_due and h.month_kb_available then 'fail'
+            when h.is_installed and h.month_kb_installed_at > h.grace_end + interval 1 day then 'warn'
+            when h.is_installed and not h.assessment_is_stale then 'pass'
+            when h.is_installed then 'unknown'
+            when h.is_due and not h.assessment_is_stale and h.history_covers then 'fail'
+            when h.is_due then 'unknown'
+            when not h.assessment_is_stale then 'pass'
+            else 'unknown'
+        end as status,
+        date_diff('day', h.grace_end, cast(h.month_kb_installed_at as date)) as days_late
+    from hotpatch_months h
+),
+missed_findings as (
+    select
+        case when status = 'unknown' and assessment_is_stale then 'stale' else 'missed' end as code,
+        run_id, machine_id, machine_name, machine_kind, subscription_id, resource_group, owner, track, month,
+        status,
+        case
+            when status = 'fail' and days_past_grace > 45 then 'critical'
+            when status = 'fail' and days_past_grace > 14 then 'high'
+            when status = 'fail' then 'medium'
+            when status = 'warn' then 'low'
+            when status = 'unknown' then 'medium'
+            else 'info'
+        end as severity,
+        case status
+            when 'fail' then machine_name || ' has not installed the ' || month || ' hotpatch ' || coalesce(month_kb, '(KB unknown: calendar rule, not verified)')
+                || ', ' || days_past_grace || ' day(s) after the ' || grace_end || ' grace end'
+                || case when month_kb_available then '; the latest assessment still lists it as available' else '' end || '.'
+            when 'warn' then machine_name || ' installed the ' || month || ' hotpatch ' || month_kb || ' on ' || cast(cast(month_kb_installed_at as date) as varchar)
+                || ', ' || days_late || ' day(s) late.'
+            when 'pass' then machine_name || case when is_installed then ' installed the ' || month || ' hotpatch ' || coalesce(month_kb, '') || ' in time'
+                || case when month_kb_installed_at is null then ' (proved by OS build)' else '' end || '.'
+                else ' has not yet installed the ' || month || ' hotpatch; grace runs until ' || grace_end || '.' end
+            else machine_name || case when not assessment_is_stale then ' has no installation data covering ' || month
+                when assessed_at is null then ' has no patch assessment' else ' has a stale patch assessment (' || cast(assessed_at as varchar) || ')' end
+                || ', so the ' || month || ' hotpatch is not judged.'
+        end as reason,
+        case status
+            when 'fail' then 'Install ' || coalesce(month_kb, 'the month''s hotpatch') || ' through Update Manager (Windows Update source) and check the maintenance schedule.'
+            when 'warn' then 'Schedule hotpatch installs within ' || 'the grace period after Patch Tuesday.'
+            when 'unknown' then 'Enable periodic assessment (assessmentMode AutomaticByPlatform) so the machine is assessed at least weekly.'
+            else ''
+        end as remediation,
+        json_object('run_id', run_id, 'month_kb', month_kb, 'release_date', release_date, 'grace_end', grace_end,
+            'installed_at', month_kb_installed_at, 'installed_by_build', month_kb_installed_by_build,
+            'available_in_assessment', month_kb_available, 'assessed_at', assessed_at,
+            'status_at_start', status_at_start, 'status_run_id', status_run_id, 'status_from_later_run', status_from_later_run,
+            'calendar', case when rule_only then 'calendar rule, not verified' when verified then 'verified' else 'calendar row, not verified' end) as evidence
+    from missed
+),
+off_track as (
+    select * from machine_months where is_off_track_event
+),
+lost_months as (
+    select run_id, machine_id, off_track_event_month, string_agg(month, ', ' order by month) as months_lost
+    from machine_months
+    where is_off_track and kind = 'hotpatch'
+    group by run_id, machine_id, off_track_event_month
+),
+off_track_findings as (
+    select
+        'off_track' as code,
+        o.run_id, o.machine_id, o.machine_name, o.machine_kind, o.subscription_id, o.resource_group, o.owner, o.track, o.month,
+        'fail' as status,
+        case when o.off_track_cause is not null then 'medium' else 'high' end as severity,
+        o.machine_name || ' left the hotpatch track in ' || o.month || ' by installing ' || o.off_track_kbs
+            || ', a cumulative update that is not the baseline or hotpatch; hotpatches cannot apply until the '
+            || coalesce(o.off_track_until, 'next') || ' baseline (months lost: ' || coalesce(l.months_lost, 'none in the period') || ')'
+            || coalesce('. Cause: ' || o.off_track_cause, '') || '.' as reason,
+        'Install the ' || coalesce(o.off_track_until, 'next') || ' baseline to return to the hotpatch track'
+            || case when o.off_track_cause like '%licence%' then '; apply Microsoft''s licence workaround (feature override 4264695439) on Arc machines.'
+                    else '; exclude non-hotpatch cumulative updates from hotpatch machines'' schedules.' end as remediation,
+        json_object('run_id', o.run_id, 'kbs', o.off_track_kbs, 'event_month', o.month, 'months_lost', l.months_lost,
+            'next_baseline', o.off_track_until, 'cause', o.off_track_cause, 'status_at_start', o.status_at_start) as evidence
+    from off_track o
+    left join lost_months l on l.run_id = o.run_id and l.machine_id = o.machine_id and l.off_track_event_month = o.off_track_event_month
+),
+baselines as (
+    select mm.*,
+        coalesce(month_kb_installed_at is not null or month_kb_installed_by_build, false) as is_installed,
+        coalesce(fi.first_install_at <= mm.grace_end, false) as history_covers
+    from machine_months mm
+    left join first_install fi using (run_id, machine_id)
+    where kind in ('baseline', 'unplanned_baseline') and (enrolled_at_start or hotpatch_status = 'Enabled')
+        and is_due and month_kb is not null
+),
+baseline_findings as (
+    select
+        case when status = 'unknown' and assessment_is_stale then 'stale' else 'baseline_missed' end as code,
+        run_id, machine_id, machine_name, machine_kind, subscription_id, resource_group, owner, track, month,
+        status,
+        case when status = 'fail' and days_past_grace > 45 then 'critical' when status = 'fail' then 'high'
+             when status = 'warn' then 'medium' when status = 'unknown' then 'medium' else 'info' end as severity,
+        case status
+            when 'fail' then machine_name || ' has not installed the ' || month || ' baseline ' || month_kb || ', ' || days_past_grace
+                || ' day(s) after the ' || grace_end || ' grace end, so that quarter''s hotpatches cannot apply.'
+            when 'warn' then machine_name || ' installed the ' || month || ' baseline ' || month_kb || ' but the reboot is still pending after the grace period (reboot pending).'
+            when 'pass' then machine_name || ' installed the ' || month || ' baseline ' || month_kb || '.'
+            else machine_name || case when not assessment_is_stale then ' has no installation data covering ' || month
+                when assessed_at is null then ' has no patch assessment' else ' has a stale patch assessment (' || cast(assessed_at as varchar) || ')' end
+                || ', so the ' || month || ' baseline is not judged.'
+        end as reason,
+        case status
+            when 'fail' then 'Install ' || month_kb || ' and reboot in the next maintenance window.'
+            when 'warn' then 'Reboot the machine to complete ' || month_kb || '.'
+            when 'unknown' then 'Enable periodic assessment so the machine is assessed at least weekly.'
+            else '' end as remediation,
+        json_object('run_id', run_id, 'month_kb', month_kb, 'grace_end', grace_end, 'installed_at', month_kb_installed_at,
+            'installed_by_build', month_kb_installed_by_build, 'reboot_pending', month_kb_reboot_pending, 'assessed_at', assessed_at) as evidence
+    from (
+        select b.*,
+            case
+                when b.is_installed and b.month_kb_reboot_pending then 'warn'
+                when b.is_installed and not b.assessment_is_stale then 'pass'
+                when not b.assessment_is_stale and b.history_covers then 'fail'
+                else 'unknown'
+            end as status
+        from baselines b
+    )
+),
+earlier_enabled as (
+    -- enrollment lost: Enabled in an earlier run of the same scope, not now
+    select t.run_id, m.machine_id, arg_max(o.run_id, o.as_of) as enabled_run_id, max(o.as_of) as enabled_as_of
+    from runs t
+    join runs o on o.scope = t.scope and o.as_of < t.as_of
+    join core.machines m on m.run_id = o.run_id and m.hotpatch_status = 'Enabled'
+    group by t.run_id, m.machine_id
+),
+enrollment_lost_findings as (
+    select
+        'enrollment_lost' as code,
+        m.run_id, m.machine_id, m.machine_name, m.machine_kind, m.subscription_id, m.resource_group, m.owner, m.track,
+        null::varchar as month,
+        'fail' as status,
+        'high' as severity,
+        m.machine_name || ' was Enabled for hotpatch in run ' || e.enabled_run_id || ' (' || cast(e.enabled_as_of as varchar)
+            || ') and is now ' || m.hotpatch_status || coalesce(' (' || m.hotpatch_error_code || ': ' || m.hotpatch_error_message || ')', '') || '.' as reason,
+        case when m.machine_kind = 'arc' then 'Re-enable hotpatch in the Arc Hotpatch blade and check the licence feature and VBS.'
+             else 'Set enableHotpatching = true with patchMode AutomaticByPlatform on the VM.' end as remediation,
+        json_object('run_id', m.run_id, 'enabled_run_id', e.enabled_run_id, 'enabled_as_of', e.enabled_as_of,
+            'hotpatch_status', m.hotpatch_status, 'licence_status', m.hotpatch_licence_status,
+            'enablement_status', m.hotpatch_enablement_status) as evidence
+    from machines m
+    join earlier_enabled e on e.run_id = m.run_id and e.machine_id = m.machine_id
+    where m.hotpatch_status <> 'Enabled'
+),
+all_rows as (
+    select * from missed_findings
+    union all by name select * from off_track_findings
+    union all by name select * from baseline_findings
+    union all by name select * from enrollment_lost_findings
+)
+select
+    md5('missed_hotpatches|' || code || '|' || machine_id || '|' || coalesce(month, '')) as finding_id,
+    run_id,
+    'missed_hotpatches' as audit,
+    code, machine_id, machine_name, machine_kind, subscription_id, resource_group, owner, track, month,
+    status, severity, reason, remediation, evidence
+from all_rows;
+comment on view audit.missed_hotpatches is 'Audit 2 findings for machines Enabled at the start of each month: missed (fail after grace, warn when installed late, pass in time or within grace), off_track (one finding on the month a non-hotpatch cumulative update was installed, with the months lost and the calendar event that explains it), baseline_missed, enrollment_lost (Enabled in an earlier run, not now) and stale (no fresh assessment: the month is not judged).';

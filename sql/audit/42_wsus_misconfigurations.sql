@@ -1,0 +1,76 @@
+create or replace view audit.wsus_misconfigurations as
+with
+machines as (
+    select * from core.machines where os_family = 'windows' and track is not null
+),
+guest as (
+    select * from core.guest_facts where is_fresh
+),
+machine_months as (
+    select * from audit.machine_months where track is not null
+),
+confirmed as (
+    select m.*, g.wu_server, g.use_wu_server, g.quality_updates_source, g.no_wu_internet, g.collected_at, g.report_id
+    from machines m
+    join guest g using (run_id, machine_id)
+    where g.use_wu_server = 1 and g.wu_server is not null and coalesce(g.quality_updates_source, 1) <> 0
+),
+confirmed_findings as (
+    select
+        case when hotpatch_status = 'Enabled' or hotpatch_intended then 'wsus_confirmed' else 'wsus_unenrolled' end as code,
+        run_id, machine_id, machine_name, machine_kind, subscription_id, resource_group, owner, track,
+        case when hotpatch_status = 'Enabled' or hotpatch_intended then 'fail' else 'warn' end as status,
+        case when not (hotpatch_status = 'Enabled' or hotpatch_intended) then 'low'
+             when no_wu_internet = 1 then 'critical' else 'high' end as severity,
+        machine_name || ' gets quality updates from WSUS (UseWUServer=1, WUServer=' || wu_server
+            || case when quality_updates_source is null then ', no SetPolicyDrivenUpdateSourceForQualityUpdates' else ', SetPolicyDrivenUpdateSourceForQualityUpdates=' || quality_updates_source end
+            || case when no_wu_internet = 1 then ', DoNotConnectToWindowsUpdateInternetLocations=1' else '' end || ')'
+            || case when hotpatch_status = 'Enabled' or hotpatch_intended then ', so it does not receive hotpatches (status ' || hotpatch_status || ').'
+                    else '; this blocks enrolling it in hotpatch.' end as reason,
+        'Set HKLM\SOFTWARE\Policies\Microsoft\Windows\WindowsUpdate\SetPolicyDrivenUpdateSourceForQualityUpdates = 0 (quality updates from Windows Update)'
+            || case when no_wu_internet = 1 then ' and DoNotConnectToWindowsUpdateInternetLocations = 0' else '' end
+            || ', or remove UseWUServer/WUServer from the machine''s update policy.' as remediation,
+        json_object('run_id', run_id, 'source', 'guest facts', 'report_id', report_id, 'collected_at', collected_at,
+            'UseWUServer', use_wu_server, 'WUServer', wu_server, 'SetPolicyDrivenUpdateSourceForQualityUpdates', quality_updates_source,
+            'DoNotConnectToWindowsUpdateInternetLocations', no_wu_internet, 'hotpatch_status', hotpatch_status) as evidence
+    from confirmed
+),
+behaviour as (
+    select run_id, machine_id,
+        count(*) filter (where kind = 'hotpatch' and (installed_lcu or month_kb_available) and month_kb_installed_at is null) as lcu_months,
+        count(*) filter (where kind = 'hotpatch' and month_kb_installed_at is not null) as hotpatch_months,
+        string_agg(month, ', ' order by month) filter (where kind = 'hotpatch' and (installed_lcu or month_kb_available) and month_kb_installed_at is null) as months,
+        bool_or(lcu_offered) as lcu_offered
+    from machine_months
+    group by run_id, machine_id
+),
+suspected_findings as (
+    select
+        'wsus_suspected' as code,
+        m.run_id, m.machine_id, m.machine_name, m.machine_kind, m.subscription_id, m.resource_group, m.owner, m.track,
+        'warn' as status,
+        'medium' as severity,
+        m.machine_name || ' is enrolled but in ' || b.lcu_months || ' hotpatch months (' || b.months
+            || ') was offered or installed the standard cumulative update and never a hotpatch; this fits a WSUS update source (no guest facts to confirm).' as reason,
+        'Deploy the hotpatch-audit-guest assignment to confirm the update source; if WSUS, set SetPolicyDrivenUpdateSourceForQualityUpdates = 0.' as remediation,
+        json_object('run_id', m.run_id, 'source', 'installation and assessment behaviour', 'months', b.months,
+            'hotpatch_months', b.hotpatch_months, 'hotpatch_status', m.hotpatch_status) as evidence
+    from machines m
+    join behaviour b using (run_id, machine_id)
+    left join guest g using (run_id, machine_id)
+    where g.machine_id is null and m.hotpatch_status = 'Enabled' and b.lcu_months >= 2 and b.hotpatch_months = 0
+),
+all_rows as (
+    select * from confirmed_findings
+    union all by name
+    select * from suspected_findings
+)
+select
+    md5('wsus_misconfigurations|' || code || '|' || machine_id || '|') as finding_id,
+    run_id,
+    'wsus_misconfigurations' as audit,
+    code, machine_id, machine_name, machine_kind, subscription_id, resource_group, owner, track,
+    null::varchar as month,
+    status, severity, reason, remediation, evidence
+from all_rows;
+comment on view audit.wsus_misconfigurations is 'Audit 3 findings: wsus_confirmed (fresh guest facts show UseWUServer=1 with a WUServer and no policy sending quality updates to Windows Update, on an enrolled or intended machine: fail, critical with DoNotConnectToWindowsUpdateInternetLocations=1), wsus_unenrolled (same on an eligible unenrolled machine: warn), wsus_suspected (no guest facts, enrolled, two or more hotpatch months with the standard LCU and never a hotpatch: warn).';

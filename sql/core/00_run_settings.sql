@@ -1,0 +1,37 @@
+create or replace view core.run_settings as
+with
+runs as (
+    select run_id, scope, as_of, status, is_monthly from meta.runs
+),
+settings as (
+    select
+        run_id,
+        max(case when key = 'grace_days' then try_cast(value as integer) end) as grace_days,
+        max(case when key = 'assessment_stale_days' then try_cast(value as integer) end) as assessment_stale_days,
+        max(case when key = 'guest_facts_max_age_days' then try_cast(value as integer) end) as guest_facts_max_age_days,
+        max(case when key = 'pending_max_days' then try_cast(value as integer) end) as pending_max_days,
+        max(case when key = 'downtime_minutes_per_reboot' then try_cast(value as integer) end) as downtime_minutes_per_reboot,
+        max(case when key = 'period_months' then try_cast(value as integer) end) as period_months,
+        max(case when key = 'billing_cores' then lower(value) end) as billing_cores
+    from meta.settings
+    group by run_id
+),
+with_defaults as (
+    select
+        r.run_id, r.scope, r.as_of, r.status, r.is_monthly,
+        coalesce(s.grace_days, 14) as grace_days,
+        coalesce(s.assessment_stale_days, 7) as assessment_stale_days,
+        coalesce(s.guest_facts_max_age_days, 30) as guest_facts_max_age_days,
+        coalesce(s.pending_max_days, 7) as pending_max_days,
+        coalesce(s.downtime_minutes_per_reboot, 15) as downtime_minutes_per_reboot,
+        greatest(coalesce(s.period_months, 12), 1) as period_months,
+        coalesce(s.billing_cores, 'physical') as billing_cores
+    from runs r
+    left join settings s using (run_id)
+)
+select
+    *,
+    strftime(as_of, '%Y-%m') as as_of_month,
+    cast(date_trunc('month', as_of) - to_months(period_months - 1) as date) as period_start
+from with_defaults;
+comment on view core.run_settings is 'One row per run: scope, as_of and the audit rules it was judged with (meta.settings, with the documented defaults where a key is missing), plus the reporting period (period_months months up to and including the as-of month).';

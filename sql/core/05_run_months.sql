@@ -1,0 +1,65 @@
+create or replace view core.run_months as
+with
+runs as (
+    select * from core.run_settings
+),
+calendar as (
+    select * from ref.calendar_months
+),
+period as (
+    select r.run_id, r.scope, r.as_of, r.grace_days, c.*
+    from runs r
+    join calendar c
+        on c.month_start >= r.period_start
+        and c.month_start <= cast(r.as_of as date)
+),
+quarter_baseline as (
+    -- the baseline (planned or unplanned) a month's hotpatch builds on, and the next one
+    select
+        c.track, c.month,
+        max(case when b.month <= c.month then b.month end) as baseline_month,
+        min(case when b.month > c.month then b.month end) as next_baseline_month
+    from calendar c
+    join calendar b on b.track = c.track and b.kind in ('baseline', 'unplanned_baseline')
+    group by c.track, c.month
+),
+status_run_before as (
+    -- "Enabled at the start of the month": the latest run of the scope before the month
+    select p.run_id, p.track, p.month, arg_max(o.run_id, o.as_of) as status_run_id
+    from period p
+    join meta.runs o on o.scope = p.scope and o.as_of < p.month_start and o.as_of <= p.as_of
+    group by p.run_id, p.track, p.month
+),
+status_run_after as (
+    -- with no run before the month, the run closest after it (the reason says so)
+    select p.run_id, p.track, p.month, arg_min(o.run_id, o.as_of) as status_run_id
+    from period p
+    join meta.runs o on o.scope = p.scope and o.as_of >= p.month_start and o.as_of <= p.as_of
+    group by p.run_id, p.track, p.month
+)
+select
+    p.run_id,
+    p.track,
+    p.month,
+    p.month_start,
+    p.kind,
+    p.kb,
+    p.os_build,
+    p.build_number,
+    p.build_ubr,
+    p.release_date,
+    p.verified,
+    p.rule_only,
+    p.source_url,
+    cast(p.release_date + to_days(p.grace_days) as date) as grace_end,
+    cast(p.release_date + to_days(p.grace_days) as date) < cast(p.as_of as date) as is_due,
+    date_diff('day', cast(p.release_date + to_days(p.grace_days) as date), cast(p.as_of as date)) as days_past_grace,
+    q.baseline_month,
+    q.next_baseline_month,
+    coalesce(b.status_run_id, a.status_run_id) as status_run_id,
+    b.status_run_id is null as status_from_later_run
+from period p
+left join quarter_baseline q on q.track = p.track and q.month = p.month
+left join status_run_before b on b.run_id = p.run_id and b.track = p.track and b.month = p.month
+left join status_run_after a on a.run_id = p.run_id and a.track = p.track and a.month = p.month;
+comment on view core.run_months is 'Per run, track and month of the reporting period: the calendar kind, KB, build, release date and grace end, the baseline the month builds on and the next baseline, and which run tells the hotpatch status at the start of the month (the latest run before the month, else the closest after it).';

@@ -1,0 +1,64 @@
+create or replace view core.guest_facts as
+with
+runs as (
+    select run_id, as_of, guest_facts_max_age_days from core.run_settings
+),
+reports as (
+    select
+        run_id,
+        lower(machine_id) as machine_id,
+        lower(id) as report_id,
+        configuration_name,
+        compliance_status,
+        try_cast(last_checked as timestamp) as collected_at,
+        -- all reason phrases of the report as one space-separated text, ' k=v k=v '
+        ' ' || replace(array_to_string(json_extract_string(report_resources, '$[*].reasons[*].phrase'), ' '), ';', ' ') || ' ' as phrases
+    from raw.guest_configuration_reports
+    where coalesce(configuration_name, name) = 'hotpatch-audit-guest' or name = 'hotpatch-audit-guest'
+    qualify row_number() over (partition by run_id, lower(machine_id) order by try_cast(last_checked as timestamp) desc nulls last) = 1
+),
+facts as (
+    select
+        run_id, machine_id, report_id, compliance_status, collected_at, phrases,
+        nullif(regexp_extract(phrases, '\sVirtualizationBasedSecurityStatus=(\S*)', 1), '') as vbs_status_text,
+        nullif(regexp_extract(phrases, '\sSecurityServicesConfigured=(\S*)', 1), '') as services_configured_text,
+        nullif(regexp_extract(phrases, '\sSecurityServicesRunning=(\S*)', 1), '') as services_running_text,
+        regexp_matches(phrases, '\sSecurityServicesConfigured=') as has_services_configured,
+        nullif(regexp_extract(phrases, '\sUseWUServer=(\S*)', 1), '') as use_wu_server_text,
+        nullif(regexp_extract(phrases, '\sWUServer=(\S*)', 1), '') as wu_server,
+        nullif(regexp_extract(phrases, '\sSetPolicyDrivenUpdateSourceForQualityUpdates=(\S*)', 1), '') as quality_source_text,
+        nullif(regexp_extract(phrases, '\sDoNotConnectToWindowsUpdateInternetLocations=(\S*)', 1), '') as no_wu_internet_text,
+        nullif(regexp_extract(phrases, '\sIsVirtualMachine=(\S*)', 1), '') as is_vm_text,
+        nullif(regexp_extract(phrases, '\sHyperVGeneration=(\S*)', 1), '') as hyperv_generation_text,
+        nullif(regexp_extract(phrases, '\sHyperVRole=(\S*)', 1), '') as hyperv_role_text,
+        nullif(regexp_extract(phrases, '\sWsl2=(\S*)', 1), '') as wsl2_text,
+        nullif(regexp_extract(phrases, '\sFirmwareType=(\S*)', 1), '') as firmware_type,
+        nullif(regexp_extract(phrases, '\sSecureBoot=(\S*)', 1), '') as secure_boot_text
+    from reports
+)
+select
+    f.run_id,
+    f.machine_id,
+    f.report_id,
+    f.compliance_status,
+    f.collected_at,
+    f.collected_at is not null and f.collected_at >= r.as_of - to_days(r.guest_facts_max_age_days) as is_fresh,
+    try_cast(f.vbs_status_text as integer) as vbs_status,
+    string_split(f.services_configured_text, ',') as services_configured,
+    string_split(f.services_running_text, ',') as services_running,
+    case when f.has_services_configured then coalesce(list_contains(string_split(f.services_configured_text, ','), '2'), false) end as hvci_configured,
+    coalesce(list_contains(string_split(f.services_running_text, ','), '2'), false) as hvci_running,
+    try_cast(f.use_wu_server_text as integer) as use_wu_server,
+    f.wu_server,
+    try_cast(f.quality_source_text as integer) as quality_updates_source,
+    try_cast(f.no_wu_internet_text as integer) as no_wu_internet,
+    try_cast(f.is_vm_text as integer) as is_virtual_machine,
+    try_cast(f.hyperv_generation_text as integer) as hyperv_generation,
+    try_cast(f.hyperv_role_text as integer) as hyperv_role,
+    try_cast(f.wsl2_text as integer) as wsl2,
+    f.firmware_type,
+    try_cast(f.secure_boot_text as integer) as secure_boot,
+    trim(f.phrases) as phrases
+from facts f
+join runs r using (run_id);
+comment on view core.guest_facts is 'One row per run and machine: the latest hotpatch-audit-guest Machine Configuration report, its key=value phrases parsed (docs/guest-facts.md: VBS status and security services, Windows Update policy, virtualization, firmware), collected_at and is_fresh (not older than guest_facts_max_age_days; stale facts count as missing).';
