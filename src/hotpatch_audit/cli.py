@@ -70,7 +70,8 @@ def _progress() -> Progress:
                     TimeElapsedColumn(), console=err, transient=True, disable=not err.is_terminal)
 
 
-def _run_with_progress(settings: Settings, request: RunRequest, render: bool, label: str = "") -> RunOutcome:
+def _run_with_progress(settings: Settings, request: RunRequest, render: bool, label: str = "",
+                       out_dir: Path | None = None) -> RunOutcome:
     with _progress() as progress:
         task = progress.add_task(f"{label}starting", total=None, rows="")
 
@@ -80,7 +81,7 @@ def _run_with_progress(settings: Settings, request: RunRequest, render: bool, la
         def on_page(query: str, rows: int, total: int) -> None:
             progress.update(task, description=f"{label}extract {query}", rows=f"{rows:,}/{total:,} rows")
 
-        return run_audit(settings, request, render=render, on_stage=on_stage, on_page=on_page)
+        return run_audit(settings, request, render=render, on_stage=on_stage, on_page=on_page, out_dir=out_dir)
 
 
 def _report_outcome(outcome: RunOutcome) -> None:
@@ -126,12 +127,11 @@ def run(
 
     Example: hotpatch-audit run --source demo --as-of 2026-11-25T03:00Z --tz Asia/Tokyo
     """
-    settings = _settings(ledger_path=ledger, out_dir=out_dir, formats=fmt, language=lang, timezone=tz,
-                         demo_machines=machines)
+    settings = _settings(ledger_path=ledger, formats=fmt, language=lang, timezone=tz, demo_machines=machines)
     request = RunRequest(source=source, subscriptions=tuple(subscription or ()),
                          management_groups=tuple(management_group or ()), as_of=_parse_as_of(as_of),
                          snapshot_dir=snapshot, is_monthly=not on_demand)
-    outcome = _run_with_progress(settings, request, render=True)
+    outcome = _run_with_progress(settings, request, render=True, out_dir=out_dir)
     _report_outcome(outcome)
     raise typer.Exit(outcome.exit_code)
 
@@ -153,8 +153,7 @@ def demo(
     """
     if months < 1 or months > 60:
         raise ConfigError("--months must be between 1 and 60")
-    settings = _settings(ledger_path=ledger, out_dir=out_dir, formats=fmt, language=lang, timezone=tz,
-                         demo_machines=machines)
+    settings = _settings(ledger_path=ledger, formats=fmt, language=lang, timezone=tz, demo_machines=machines)
     last = _parse_as_of(end) or latest_monthly_as_of(date.today())
     series = monthly_as_of_series(last, months)
     outcome = None
@@ -162,7 +161,7 @@ def demo(
     for i, as_of in enumerate(series, start=1):
         label = f"[{i}/{len(series)}] {as_of:%Y-%m-%d} "
         outcome = _run_with_progress(settings, RunRequest(source="demo", as_of=as_of), render=i == len(series),
-                                     label=label)
+                                     label=label, out_dir=out_dir)
         err.print(f"{label}{outcome.status}, {outcome.findings:,} findings")
         worst = max(worst, outcome.exit_code)
     assert outcome is not None

@@ -14,7 +14,7 @@ from typing import Any
 
 from hotpatch_audit import __version__
 from hotpatch_audit.catalog import QuerySpec
-from hotpatch_audit.errors import HotpatchAuditError
+from hotpatch_audit.errors import HotpatchAuditError, SnapshotError
 from hotpatch_audit.sources import SNAPSHOT_FORMAT, Source
 
 log = logging.getLogger(__name__)
@@ -98,6 +98,8 @@ def extract_to_snapshot(
                 result.error = f"received {result.rows} rows of {result.total_records} announced"
             else:
                 result.complete = True
+        except SnapshotError:
+            raise  # a malformed saved snapshot is bad input, not a collection gap: fail the run
         except HotpatchAuditError as exc:
             result.error = str(exc)
             log.error("query %s failed: %s", spec.name, exc)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -99,15 +100,41 @@ def open_writer(
     on_wait: Callable[[str], None] | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Exclusive, read-write connection with the schema and views applied."""
-    from hotpatch_audit.analyze import apply_sql
-
     with ledger_lock(ledger, exclusive=True, timeout=timeout, on_wait=on_wait, holder=holder):
         con = _connect(ledger, read_only=False, timeout=timeout)
         try:
-            apply_sql(con, project_root)
+            ensure_schema(con, project_root)
             yield con
         finally:
             con.close()
+
+
+def sql_fingerprint(project_root: Path) -> str:
+    """SHA-256 over every file that defines the ledger (sql/, data/), so unchanged definitions are not re-applied."""
+    digest = hashlib.sha256()
+    for path in sorted([*(project_root / "sql").rglob("*.sql"), *(project_root / "data").rglob("*.csv")]):
+        digest.update(path.relative_to(project_root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection, project_root: Path) -> None:
+    """Apply sql/ and the reference data when they changed since the ledger last saw them."""
+    from hotpatch_audit.analyze import apply_sql
+
+    fingerprint = sql_fingerprint(project_root)
+    try:
+        row = con.execute("SELECT fingerprint FROM meta.schema_state").fetchone()
+    except duckdb.CatalogException:
+        row = None
+    if row and row[0] == fingerprint:
+        return
+    apply_sql(con, project_root)
+    con.execute("CREATE TABLE IF NOT EXISTS meta.schema_state (fingerprint VARCHAR, applied_at TIMESTAMP)")
+    con.execute("COMMENT ON TABLE meta.schema_state IS 'Fingerprint of the sql/ and data/ files last applied to"
+                " this ledger (definitions are re-applied when they change).'")
+    con.execute("DELETE FROM meta.schema_state")
+    con.execute("INSERT INTO meta.schema_state VALUES (?, ?)", [fingerprint, datetime.now(UTC).replace(tzinfo=None)])
 
 
 @contextlib.contextmanager
@@ -159,7 +186,8 @@ def register_run(
          datetime.now(UTC).replace(tzinfo=None), is_monthly, json.dumps(settings), socket.gethostname(),
          os.getpid()],
     )
-    con.executemany("INSERT INTO meta.settings VALUES (?, ?, ?)", [[run_id, k, v] for k, v in settings.items()])
+    if settings:
+        con.executemany("INSERT INTO meta.settings VALUES (?, ?, ?)", [[run_id, k, v] for k, v in settings.items()])
     con.execute("COMMIT")
 
 

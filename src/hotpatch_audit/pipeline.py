@@ -245,6 +245,7 @@ def fail_run(settings: Settings, ctx: RunContext, error: BaseException) -> None:
 def run_audit(
     settings: Settings, request: RunRequest, *, render: bool = True,
     on_stage: Callable[[str], None] | None = None, on_page: Callable[[str, int, int], None] | None = None,
+    out_dir: Path | None = None,
 ) -> RunOutcome:
     """One audit end to end without Prefect: extract → load → audit → render."""
     ctx = start_run(settings, request)
@@ -265,5 +266,5 @@ def run_audit(
         outcome.error = "; ".join(f"{k}: {v}" for k, v in extracted.errors.items())
     if render:
         note("render")
-        outcome.report_paths = render_stage(settings, ctx.run_id)
+        outcome.report_paths = render_stage(settings, ctx.run_id, out_dir)
     return outcome

@@ -1,0 +1,96 @@
+"""The query catalog: every KQL file is well-formed, runs under duckdb-kql, and feeds its raw table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import duckdb_kql
+import pytest
+
+from hotpatch_audit.analyze import apply_sql
+from hotpatch_audit.argtables import create_arg_tables
+from hotpatch_audit.catalog import QuerySpec, header, load_queries, validate_query
+from hotpatch_audit.errors import QueryError
+
+ROOT = Path(__file__).resolve().parents[1]
+SPECS = load_queries(ROOT)
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_header_names_the_raw_table_it_loads(spec: QuerySpec) -> None:
+    head = header(spec.text)
+    assert head["NAME"] == spec.name
+    assert head["LOADS"].split()[0] == f"raw.{spec.name}"
+    assert head["OUTPUT"].startswith("one row per")
+
+
+@pytest.mark.parametrize("spec", SPECS, ids=lambda s: s.name)
+def test_kql_runs_in_duckdb_kql_and_matches_raw_table(spec: QuerySpec, tmp_path: Path) -> None:
+    """The projection equals the raw table's columns, in order (what Resource Graph returns is what we store)."""
+    arg = duckdb_kql.connect()
+    create_arg_tables(arg)
+    rel = duckdb_kql.kql(arg, spec.text)
+    kql_columns = [d[0] for d in rel.description]
+    assert kql_columns[0] == "id"
+
+    ledger = duckdb.connect(str(tmp_path / "l.duckdb"))
+    apply_sql(ledger, ROOT)
+    raw = [r[0] for r in ledger.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema='raw' AND table_name=?"
+        " ORDER BY ordinal_position", [spec.name]).fetchall()]
+    assert raw == ["run_id", *kql_columns]
+
+
+def test_every_raw_table_has_a_query(tmp_path: Path) -> None:
+    ledger = duckdb.connect(str(tmp_path / "l.duckdb"))
+    apply_sql(ledger, ROOT)
+    tables = {r[0] for r in ledger.execute(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema='raw'").fetchall()}
+    assert tables == {s.name for s in SPECS}
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("resources | project id, name | take 10 | order by id asc", "take/limit"),
+    ("resources | project name, id | order by id asc", "start with id"),
+    ("resources | project id, name", "order by id"),
+])
+def test_paging_breaking_shapes_are_refused(bad: str, message: str) -> None:
+    text = "// Azure Resource Graph query\n// NAME: x\n// OUTPUT: one row per x\n// LOADS: raw.x\n" + bad
+    spec = QuerySpec("x", Path("x.kql"), text, "0")
+    with pytest.raises(QueryError, match=message):
+        validate_query(spec)
+
+
+def test_missing_header_is_refused() -> None:
+    spec = QuerySpec("x", Path("x.kql"), "resources | project id | order by id asc", "0")
+    with pytest.raises(QueryError, match="header lacks"):
+        validate_query(spec)
+
+
+AUDITS = ["reboot_avoidance", "missed_hotpatches", "wsus_misconfigurations", "vbs_blockers"]
+
+
+def _audit_sql_stems() -> set[str]:
+    """Stems of the audit views that emit findings (files are numbered for order: 40_reboot_avoidance.sql)."""
+    stems = set()
+    for path in (ROOT / "sql" / "audit").glob("*.sql"):
+        stem = path.stem.split("_", 1)[1]
+        if f"create or replace view audit.{stem}" in path.read_text(encoding="utf-8").lower() and stem in AUDITS:
+            stems.add(stem)
+    return stems
+
+
+@pytest.mark.parametrize("stem", AUDITS)
+def test_each_audit_has_view_template_and_cases(stem: str) -> None:
+    assert stem in _audit_sql_stems()
+    assert (ROOT / "reports" / "templates" / "sections" / f"{stem}.html.j2").is_file()
+    assert list((ROOT / "tests" / "cases" / stem).glob("*.yaml"))
+    union = next(p for p in (ROOT / "sql" / "audit").glob("*.sql")
+                 if "create or replace view audit.all_findings" in p.read_text(encoding="utf-8").lower())
+    assert f"audit.{stem}" in union.read_text(encoding="utf-8")
+
+
+def test_no_orphan_section_template() -> None:
+    templates = {p.name.removesuffix(".html.j2") for p in (ROOT / "reports/templates/sections").glob("*.html.j2")}
+    assert templates == set(AUDITS)

@@ -1,0 +1,153 @@
+"""The ledger: atomic, idempotent loads; clear errors on malformed snapshots; previous data kept."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from hotpatch_audit.config import Settings
+from hotpatch_audit.errors import SnapshotError
+from hotpatch_audit.pipeline import RunRequest, run_audit
+from tests.snapshots import arc_row, make_snapshot
+
+AS_OF = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
+
+
+def _runs(settings: Settings) -> list[tuple[str, str]]:
+    con = duckdb.connect(str(settings.ledger_path), read_only=True)
+    try:
+        return con.execute("SELECT run_id, status FROM meta.runs ORDER BY started_at").fetchall()
+    finally:
+        con.close()
+
+
+def _count(settings: Settings, sql: str) -> int:
+    con = duckdb.connect(str(settings.ledger_path), read_only=True)
+    try:
+        return int(con.execute(sql).fetchone()[0])
+    finally:
+        con.close()
+
+
+def _run(settings: Settings, snap: Path, run_id: str, as_of: datetime = AS_OF):  # type: ignore[no-untyped-def]
+    return run_audit(settings, RunRequest(source="snapshot", snapshot_dir=snap, as_of=as_of, run_id=run_id),
+                     render=False)
+
+
+def test_snapshot_loads_every_row_with_its_run_id(settings: Settings, tmp_path: Path) -> None:
+    rows = [arc_row(f"srv{i:04d}") for i in range(2500)]
+    snap = make_snapshot(tmp_path / "snap", {"arc_machines": rows})
+    assert len(list((snap / "arc_machines").glob("page-*.json"))) == 3
+    outcome = _run(settings, snap, "r1")
+    assert outcome.status == "succeeded"
+    assert _count(settings, "SELECT count(*) FROM raw.arc_machines WHERE run_id = 'r1'") == 2500
+    assert _count(settings, "SELECT count(DISTINCT id) FROM raw.arc_machines") == 2500
+    assert _count(settings, "SELECT rows_received FROM meta.query_stats WHERE query_name = 'arc_machines'") == 2500
+
+
+def test_rerun_of_same_scope_and_as_of_replaces_it(settings: Settings, tmp_path: Path) -> None:
+    snap = make_snapshot(tmp_path / "snap", {"arc_machines": [arc_row("a"), arc_row("b")]})
+    _run(settings, snap, "first")
+    _run(settings, snap, "second")
+    assert [r[0] for r in _runs(settings)] == ["second"]
+    assert _count(settings, "SELECT count(*) FROM raw.arc_machines") == 2
+    assert _count(settings, "SELECT count(*) FROM meta.query_stats WHERE run_id = 'first'") == 0
+
+
+def test_different_as_of_keeps_both_runs(settings: Settings, tmp_path: Path) -> None:
+    snap = make_snapshot(tmp_path / "snap", {"arc_machines": [arc_row("a")]})
+    _run(settings, snap, "oct", datetime(2026, 10, 28, 3, tzinfo=UTC))
+    _run(settings, snap, "nov")
+    assert sorted(r[0] for r in _runs(settings)) == ["nov", "oct"]
+    assert _count(settings, "SELECT count(*) FROM raw.arc_machines") == 2
+
+
+def _good_then(settings: Settings, tmp_path: Path, break_it) -> tuple[Path, Exception]:  # type: ignore[no-untyped-def]
+    good = make_snapshot(tmp_path / "good", {"arc_machines": [arc_row("a"), arc_row("b")]})
+    _run(settings, good, "good")
+    bad = make_snapshot(tmp_path / "bad", {"arc_machines": [arc_row("c"), arc_row("d")],
+                                            "azure_vms": [{"id": "/subscriptions/x/vm1", "name": "vm1"}]})
+    break_it(bad)
+    with pytest.raises(SnapshotError) as info:
+        _run(settings, bad, "bad")
+    return bad, info.value
+
+
+def _assert_previous_intact(settings: Settings) -> None:
+    runs = dict(_runs(settings))
+    assert runs["good"] == "succeeded"
+    assert runs["bad"] == "failed"
+    assert _count(settings, "SELECT count(*) FROM raw.arc_machines WHERE run_id = 'good'") == 2
+    for table in ("arc_machines", "azure_vms", "resource_containers"):
+        assert _count(settings, f"SELECT count(*) FROM raw.{table} WHERE run_id = 'bad'") == 0
+    assert _count(settings, "SELECT count(*) FROM meta.query_stats WHERE run_id = 'bad'") == 0
+
+
+def test_invalid_json_page_names_the_file_and_keeps_previous_run(settings: Settings, tmp_path: Path) -> None:
+    def corrupt(snap: Path) -> None:
+        (snap / "azure_vms" / "page-00001.json").write_text('{"totalRecords": 1, "data": [{"id": "x",')
+
+    bad, error = _good_then(settings, tmp_path, corrupt)
+    assert "azure_vms/page-00001.json" in str(error)
+    assert "not valid JSON" in str(error)
+    _assert_previous_intact(settings)
+
+
+def test_unexpected_field_shape_names_file_and_row(settings: Settings, tmp_path: Path) -> None:
+    """A field that should be a scalar arrives as an object: the error names file, row and field."""
+    def reshape(snap: Path) -> None:
+        page = snap / "arc_machines" / "page-00001.json"
+        body = json.loads(page.read_text())
+        body["data"][1]["os_version"] = {"major": 10}
+        page.write_text(json.dumps(body))
+
+    _bad, error = _good_then(settings, tmp_path, reshape)
+    assert "arc_machines/page-00001.json: row 2: field os_version is object" in str(error)
+    _assert_previous_intact(settings)
+
+
+def test_row_without_id_is_refused(settings: Settings, tmp_path: Path) -> None:
+    def drop_id(snap: Path) -> None:
+        page = snap / "azure_vms" / "page-00001.json"
+        body = json.loads(page.read_text())
+        del body["data"][0]["id"]
+        page.write_text(json.dumps(body))
+
+    _bad, error = _good_then(settings, tmp_path, drop_id)
+    assert "azure_vms/page-00001.json: row 1: the row has no id" in str(error)
+    _assert_previous_intact(settings)
+
+
+def test_missing_page_file_is_refused(settings: Settings, tmp_path: Path) -> None:
+    def lose_page(snap: Path) -> None:
+        (snap / "azure_vms" / "page-00001.json").unlink()
+
+    _bad, error = _good_then(settings, tmp_path, lose_page)
+    assert "azure_vms" in str(error) and "pages" in str(error)
+    _assert_previous_intact(settings)
+
+
+def test_missing_manifest_is_a_clear_error(settings: Settings, tmp_path: Path) -> None:
+    snap = make_snapshot(tmp_path / "snap", {})
+    (snap / "manifest.json").unlink()
+    with pytest.raises(SnapshotError, match="manifest.json: missing"):
+        _run(settings, snap, "r")
+
+
+def test_half_finished_run_is_marked_failed_by_the_next_run(settings: Settings, tmp_path: Path) -> None:
+    """A run whose process died after registering stays 'running' until the next run marks it failed."""
+    from hotpatch_audit.ledger import open_writer, register_run
+
+    with open_writer(settings.ledger_path, settings.project_root) as con:
+        register_run(con, run_id="dead", scope="s", as_of=AS_OF, source="demo", tool_version="t",
+                     calendar_version="c", is_monthly=True, settings={})
+        con.execute("UPDATE meta.runs SET pid = 999999999 WHERE run_id = 'dead'")
+    snap = make_snapshot(tmp_path / "snap", {"arc_machines": [arc_row("a")]})
+    _run(settings, snap, "alive")
+    runs = dict(_runs(settings))
+    assert runs["dead"] == "failed"
+    assert runs["alive"] == "succeeded"
