@@ -1,0 +1,132 @@
+"""The demo end to end, as a patch owner runs it: a history of monthly runs, reports read back."""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+from pypdf import PdfReader
+
+from hotpatch_audit.config import Settings
+from tests.snapshots import arc_row, make_snapshot
+
+ROOT = Path(__file__).resolve().parents[1]
+SECTIONS = ["Reboot avoidance", "Missed hotpatches", "WSUS misconfigurations", "VBS blockers"]
+
+
+def _reports(demo_history: tuple[Settings, list[str]]) -> dict[str, Path]:
+    settings, run_ids = demo_history
+    folder = settings.out_dir / run_ids[-1]
+    return {p.name: p for p in folder.iterdir()}
+
+
+def test_demo_history_builds_one_run_per_month(demo_history: tuple[Settings, list[str]]) -> None:
+    settings, run_ids = demo_history
+    con = duckdb.connect(str(settings.ledger_path), read_only=True)
+    try:
+        runs = con.execute("SELECT run_id, status, strftime(as_of, '%Y-%m-%d') FROM meta.runs ORDER BY as_of").fetchall()
+        assert [r[0] for r in runs] == run_ids
+        assert [r[2] for r in runs] == ["2026-09-23", "2026-10-28", "2026-11-25"]
+        assert {r[1] for r in runs} == {"succeeded"}
+        # installation history grows beyond Azure's 30 days: the last run sees months older runs collected
+        months = con.execute(
+            "SELECT count(DISTINCT month) FROM core.installations WHERE run_id = ?", [run_ids[-1]]).fetchone()[0]
+        assert months >= 3
+    finally:
+        con.close()
+
+
+def test_pdf_reads_back_with_four_audits_and_plausible_figures(demo_history: tuple[Settings, list[str]]) -> None:
+    settings, run_ids = demo_history
+    reader = PdfReader(str(_reports(demo_history)["audit.pdf"]))
+    text = "\n".join(page.extract_text() for page in reader.pages)
+    for title in SECTIONS:
+        assert title in text
+    assert run_ids[-1] in text
+    assert re.search(r"Page 1 of \d+", text)
+    # Figures the summary prints come from the ledger; check they are the ledger's and non-zero.
+    con = duckdb.connect(str(settings.ledger_path), read_only=True)
+    try:
+        avoided = con.execute("SELECT reboots_avoided FROM report.reboot_period WHERE run_id = ?",
+                              [run_ids[-1]]).fetchone()[0]
+        per_audit = dict(con.execute("SELECT audit, count(*) FROM audit.findings WHERE run_id = ? AND status IN"
+                                     " ('fail', 'warn') GROUP BY audit", [run_ids[-1]]).fetchall())
+        windows = con.execute("SELECT windows_machines FROM report.scope_summary WHERE run_id = ?",
+                              [run_ids[-1]]).fetchone()[0]
+    finally:
+        con.close()
+    assert 0 < avoided < windows * 12
+    assert set(per_audit) == {"reboot_avoidance", "missed_hotpatches", "wsus_misconfigurations", "vbs_blockers"}
+    assert all(n > 0 for n in per_audit.values())
+    assert f"{avoided:,}" in text
+
+
+def test_html_is_offline_and_demo_hostile_tags_are_inert(demo_history: tuple[Settings, list[str]]) -> None:
+    settings, run_ids = demo_history
+    html = _reports(demo_history)["audit.html"].read_text(encoding="utf-8")
+    assert not re.search(r"""(src|href)\s*=\s*["']?https?:""", html)
+    assert "<script>alert" not in html
+    con = duckdb.connect(str(settings.ledger_path), read_only=True)
+    try:
+        owners = [r[0] for r in con.execute(
+            "SELECT DISTINCT owner FROM audit.findings WHERE run_id = ? AND owner LIKE '%<%'", [run_ids[-1]]).fetchall()]
+    finally:
+        con.close()
+    assert owners, "the demo fleet carries hostile tag text"
+
+
+def test_findings_csv_has_every_finding(demo_history: tuple[Settings, list[str]]) -> None:
+    settings, run_ids = demo_history
+    with _reports(demo_history)["findings.csv"].open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    con = duckdb.connect(str(settings.ledger_path), read_only=True)
+    try:
+        n = con.execute("SELECT count(*) FROM audit.findings WHERE run_id = ?", [run_ids[-1]]).fetchone()[0]
+    finally:
+        con.close()
+    assert len(rows) == n
+    assert all(not r["machine_name"].startswith(("=", "+", "-", "@")) for r in rows)
+    json.loads(rows[0]["evidence"])
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hotpatch_audit.cli", *args], capture_output=True, text=True,
+                          env=env, timeout=600)
+
+
+def test_cli_exit_codes_distinguish_usage_incomplete_and_failure(tmp_path: Path) -> None:
+    ledger = str(tmp_path / "l.duckdb")
+    bad_date = _cli("run", "--source", "demo", "--as-of", "yesterday", "--ledger", ledger)
+    assert bad_date.returncode == 2 and "usage error" in bad_date.stderr
+    bad_scope = _cli("run", "--source", "arg", "--subscription", "not-a-guid", "--ledger", ledger)
+    assert bad_scope.returncode == 2 and "not a subscription id" in bad_scope.stderr
+
+    snap = make_snapshot(tmp_path / "snap", {"arc_machines": [arc_row("a"), arc_row("b")]})
+    page = snap / "arc_machines" / "page-00001.json"
+    body = json.loads(page.read_text())
+    body["totalRecords"] = 1000  # the source announced more rows than it delivered
+    page.write_text(json.dumps(body))
+    out = tmp_path / "rep"
+    incomplete = _cli("run", "--source", "snapshot", "--snapshot", str(snap), "--ledger", ledger, "--out", str(out),
+                      "--format", "html")
+    assert incomplete.returncode == 1, incomplete.stderr
+    assert "collection incomplete" in incomplete.stderr and "arc_machines" in incomplete.stderr
+    assert "Coverage is incomplete" in (out / "audit.html").read_text(encoding="utf-8")
+
+    (snap / "manifest.json").write_text("{not json")
+    failed = _cli("run", "--source", "snapshot", "--snapshot", str(snap), "--ledger", ledger)
+    assert failed.returncode in (2, 3) and "manifest.json" in failed.stderr
+
+
+def test_query_command_reads_the_ledger(demo_history: tuple[Settings, list[str]]) -> None:
+    settings, _ = demo_history
+    result = _cli("query", "select count(*) as runs from meta.runs", "-o", "csv", "--ledger", str(settings.ledger_path))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == ["runs", "3"]
+    refused = _cli("query", "delete from meta.runs", "--ledger", str(settings.ledger_path))
+    assert refused.returncode == 2 and "read-only" in refused.stderr.lower()
