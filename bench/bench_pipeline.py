@@ -28,7 +28,12 @@ def one(size: int) -> dict[str, float]:
     sys.path.insert(0, str(ROOT / "src"))
     from hotpatch_audit.config import Settings
     from hotpatch_audit.pipeline import (
-        RunRequest, audit_stage, demo_fleet, extract_stage, load_stage, start_run,
+        RunRequest,
+        audit_stage,
+        demo_fleet,
+        extract_stage,
+        load_stage,
+        start_run,
     )
     from hotpatch_audit.render import render_reports
 

@@ -120,7 +120,9 @@ def run(
     snapshot: Annotated[Path | None, typer.Option(help="Snapshot directory (source snapshot)")] = None,
     as_of: Annotated[str | None, typer.Option(help="As-of time, ISO 8601 UTC [default: now]")] = None,
     machines: Annotated[int | None, typer.Option(help="Demo fleet size [default: 500]")] = None,
-    on_demand: Annotated[bool, typer.Option("--on-demand", help="Not a monthly run (kept out of month-over-month)")] = False,
+    on_demand: Annotated[
+        bool, typer.Option("--on-demand", help="Not a monthly run (kept out of month-over-month)")
+    ] = False,
     ledger: LedgerOpt = None, out_dir: OutOpt = None, fmt: FormatOpt = None, lang: LangOpt = None, tz: TzOpt = None,
 ) -> None:
     """Run one audit: extract → load → audit → render.
@@ -141,7 +143,9 @@ def run(
 def demo(
     months: Annotated[int, typer.Option(help="Monthly runs to build, oldest first")] = 14,
     machines: Annotated[int | None, typer.Option(help="Demo fleet size [default: 500]")] = None,
-    end: Annotated[str | None, typer.Option(help="As-of date of the last run [default: latest monthly run date]")] = None,
+    end: Annotated[
+        str | None, typer.Option(help="As-of date of the last run [default: latest monthly run date]")
+    ] = None,
     ledger: LedgerOpt = None, out_dir: OutOpt = None, fmt: FormatOpt = None, lang: LangOpt = None, tz: TzOpt = None,
 ) -> None:
     """Audit the built-in demo fleet month by month, as a monthly schedule would, and render the last run.
@@ -186,7 +190,7 @@ def extract(
     """
     from hotpatch_audit.catalog import load_queries
     from hotpatch_audit.extract import extract_to_snapshot
-    from hotpatch_audit.pipeline import RunContext, make_source, _scope_for
+    from hotpatch_audit.pipeline import RunContext, _scope_for, make_source
 
     settings = _settings(demo_machines=machines)
     request = RunRequest(source=source, subscriptions=tuple(subscription or ()),

@@ -41,7 +41,8 @@ class Settings(BaseSettings):
     page_size: Literal["A4", "Letter"] = Field("A4", description="PDF page size.")
     pdf_top_n: int = Field(50, description="Machines listed per PDF section (the CSV has all).", ge=1)
     formats: list[Literal["html", "pdf", "csv"]] = Field(
-        default_factory=lambda: ["html", "pdf", "csv"], description="Report formats to write."
+        default_factory=lambda: ["html", "pdf", "csv"],  # type: ignore[arg-type]
+        description="Report formats to write."
     )
     lock_timeout_seconds: float = Field(600.0, description="How long a writer waits for the ledger lock.")
 

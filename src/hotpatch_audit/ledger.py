@@ -280,7 +280,8 @@ def load_query_pages(
         f"INSERT INTO raw.{table} (run_id, {names}) SELECT ?, {', '.join(select)} FROM _stage",
         [run_id],
     )
-    loaded = con.execute("SELECT count(*) FROM _stage").fetchone()[0]
+    counted = con.execute("SELECT count(*) FROM _stage").fetchone()
+    loaded = int(counted[0]) if counted else 0
     con.execute("DROP TABLE _stage")
     if loaded != expected_rows:
         raise SnapshotError(f"{table}: manifest announces {expected_rows} rows, pages hold {loaded}")
@@ -321,7 +322,10 @@ def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, complete: bool) -> t
     con.execute("BEGIN")
     try:
         findings = materialize_findings(con, run_id)
-        scope, as_of = con.execute("SELECT scope, as_of FROM meta.runs WHERE run_id = ?", [run_id]).fetchone()
+        found = con.execute("SELECT scope, as_of FROM meta.runs WHERE run_id = ?", [run_id]).fetchone()
+        if found is None:
+            raise LedgerError(f"run {run_id} is not in meta.runs")
+        scope, as_of = found
         older = [r[0] for r in con.execute(
             "SELECT run_id FROM meta.runs WHERE scope = ? AND as_of = ? AND run_id <> ?", [scope, as_of, run_id]
         ).fetchall()]

@@ -17,7 +17,7 @@ from hotpatch_audit.catalog import load_queries
 from hotpatch_audit.config import Settings
 from hotpatch_audit.errors import ConfigError, HotpatchAuditError
 from hotpatch_audit.extract import Snapshot, extract_to_snapshot
-from hotpatch_audit.sources import DuckDBKqlSource, Scope, Source, SnapshotSource
+from hotpatch_audit.sources import DuckDBKqlSource, Scope, SnapshotSource, Source
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +235,8 @@ def render_stage(settings: Settings, run_id: str, out_dir: Path | None = None) -
 
 def fail_run(settings: Settings, ctx: RunContext, error: BaseException) -> None:
     """Mark the run failed (its rows dropped); the previous good data stays."""
-    from hotpatch_audit.ledger import fail_run as _fail, open_writer
+    from hotpatch_audit.ledger import fail_run as _fail
+    from hotpatch_audit.ledger import open_writer
 
     with open_writer(settings.path(settings.ledger_path), settings.project_root,
                      timeout=settings.lock_timeout_seconds, holder=f"run {ctx.run_id} (fail)") as con:

@@ -115,7 +115,8 @@ class DuckDBKqlSource:
                 sql = str(duckdb_kql.to_sql(spec.text, schema=schema(con), query_now=self.as_of))
             except duckdb_kql.KqlError as exc:
                 raise QueryError(spec.name, f"duckdb-kql cannot run this KQL: {exc}") from exc
-            total = con.execute(f"SELECT count(*) FROM ({sql}) q").fetchone()[0]  # noqa: S608 (translated KQL)
+            counted = con.execute(f"SELECT count(*) FROM ({sql}) q").fetchone()  # noqa: S608 (translated KQL)
+            total = int(counted[0]) if counted else 0
             cur = con.execute(f"SELECT to_json(q)::VARCHAR FROM ({sql}) q")  # noqa: S608
             offset = 0
             while True:
