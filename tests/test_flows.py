@@ -8,15 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flows import tasks
-from flows.monthly_audit import monthly_audit
-from flows.on_demand_report import on_demand_report
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.client.schemas.objects import State, TaskRun
 from prefect.states import Failed
 from prefect.testing.utilities import prefect_test_harness
 
+from flows import tasks
+from flows.monthly_audit import monthly_audit
+from flows.on_demand_report import on_demand_report
 from hotpatch_audit import pipeline
 from hotpatch_audit.errors import ConfigError, SnapshotError, SourceError
 from hotpatch_audit.ledger import latest_run, open_reader

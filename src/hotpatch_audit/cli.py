@@ -220,7 +220,8 @@ def report(
 
     settings = _settings(ledger_path=ledger, formats=fmt, language=lang, timezone=tz)
     path = settings.path(settings.ledger_path)
-    with open_reader(path, timeout=settings.lock_timeout_seconds, on_wait=err.print) as con:
+    with open_reader(path, timeout=settings.lock_timeout_seconds, on_wait=err.print,
+                     memory_limit=settings.duckdb_memory_limit) as con:
         rid = run_id or latest_run(con)
         if rid is None:
             raise LedgerError(f"{path}: no succeeded run to render")
@@ -250,6 +251,7 @@ def query(
     import duckdb
 
     with open_reader(settings.path(settings.ledger_path), timeout=settings.lock_timeout_seconds,
+                     memory_limit=settings.duckdb_memory_limit,
                      on_wait=err.print) as con:
         try:
             cur = con.execute(sql)

@@ -44,6 +44,7 @@ class Settings(BaseSettings):
         default_factory=lambda: ["html", "pdf", "csv"],  # type: ignore[arg-type]
         description="Report formats to write."
     )
+    duckdb_memory_limit: str = Field("1GB", description="Memory DuckDB may use per connection before spilling to disk.")
     lock_timeout_seconds: float = Field(600.0, description="How long a writer waits for the ledger lock.")
 
     def path(self, p: Path) -> Path:

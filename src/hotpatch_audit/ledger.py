@@ -21,6 +21,7 @@ from pathlib import Path
 
 import duckdb
 
+from hotpatch_audit.duck import DEFAULT_MEMORY_LIMIT, connect
 from hotpatch_audit.errors import LedgerBusyError, LedgerError, SnapshotError
 from hotpatch_audit.extract import Snapshot
 
@@ -80,14 +81,12 @@ def ledger_lock(
         os.close(fd)
 
 
-def _connect(ledger: Path, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
+def _connect(ledger: Path, read_only: bool, timeout: float, memory_limit: str) -> duckdb.DuckDBPyConnection:
     """Open the file, retrying while a process that ignores our lock (e.g. the duckdb CLI) holds it."""
     started = time.monotonic()
     while True:
         try:
-            con = duckdb.connect(str(ledger), read_only=read_only)
-            con.execute("SET TimeZone='UTC'")
-            return con
+            return connect(ledger, read_only=read_only, memory_limit=memory_limit)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or time.monotonic() - started > timeout:
                 raise LedgerError(f"cannot open {ledger}: {exc}") from exc
@@ -97,11 +96,11 @@ def _connect(ledger: Path, read_only: bool, timeout: float) -> duckdb.DuckDBPyCo
 @contextlib.contextmanager
 def open_writer(
     ledger: Path, project_root: Path, *, timeout: float = 600.0, holder: str = "",
-    on_wait: Callable[[str], None] | None = None,
+    on_wait: Callable[[str], None] | None = None, memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Exclusive, read-write connection with the schema and views applied."""
     with ledger_lock(ledger, exclusive=True, timeout=timeout, on_wait=on_wait, holder=holder):
-        con = _connect(ledger, read_only=False, timeout=timeout)
+        con = _connect(ledger, read_only=False, timeout=timeout, memory_limit=memory_limit)
         try:
             ensure_schema(con, project_root)
             yield con
@@ -139,13 +138,14 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, project_root: Path) -> None:
 
 @contextlib.contextmanager
 def open_reader(
-    ledger: Path, *, timeout: float = 600.0, on_wait: Callable[[str], None] | None = None
+    ledger: Path, *, timeout: float = 600.0, on_wait: Callable[[str], None] | None = None,
+    memory_limit: str = DEFAULT_MEMORY_LIMIT,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Shared, read-only connection; waits while a writer is busy."""
     if not ledger.exists():
         raise LedgerError(f"{ledger}: no ledger yet (run an audit first)")
     with ledger_lock(ledger, exclusive=False, timeout=timeout, on_wait=on_wait):
-        con = _connect(ledger, read_only=True, timeout=timeout)
+        con = _connect(ledger, read_only=True, timeout=timeout, memory_limit=memory_limit)
         try:
             yield con
         finally:

@@ -136,7 +136,7 @@ def start_run(settings: Settings, request: RunRequest) -> RunContext:
     run_id = request.run_id or f"run-{as_of:%Y%m%dT%H%MZ}-{uuid.uuid4().hex[:8]}"
     work_dir = settings.path(settings.work_dir) / run_id
     with open_writer(settings.path(settings.ledger_path), settings.project_root,
-                     timeout=settings.lock_timeout_seconds, holder=f"run {run_id}") as con:
+                     timeout=settings.lock_timeout_seconds, memory_limit=settings.duckdb_memory_limit, holder=f"run {run_id}") as con:
         register_run(
             con, run_id=run_id, scope=scope.key(), as_of=as_of, source=request.source,
             tool_version=__version__, calendar_version=calendar_version(settings.project_root),
@@ -150,7 +150,8 @@ def start_run(settings: Settings, request: RunRequest) -> RunContext:
 def make_source(settings: Settings, ctx: RunContext) -> Source:
     """The data source for a run."""
     if ctx.source == "demo":
-        return DuckDBKqlSource(demo_fleet(settings, ctx.as_of), Scope.parse(ctx.scope), "demo", ctx.as_of)
+        return DuckDBKqlSource(demo_fleet(settings, ctx.as_of), Scope.parse(ctx.scope), "demo", ctx.as_of,
+                               memory_limit=settings.duckdb_memory_limit)
     if ctx.source == "snapshot":
         return SnapshotSource(Path(ctx.snapshot_dir or ""))
     if ctx.source == "arg":
@@ -162,9 +163,8 @@ def make_source(settings: Settings, ctx: RunContext) -> Source:
 
 def demo_fleet(settings: Settings, as_of: datetime) -> Path:
     """The demo fleet's Resource Graph tables as of `as_of`, generated once into a DuckDB file."""
-    import duckdb
-
     from hotpatch_audit.argtables import create_arg_tables
+    from hotpatch_audit.duck import connect
     from hotpatch_audit.fleet import generate_fleet
 
     fleet_dir = settings.path(settings.work_dir) / "demo-fleet"
@@ -174,7 +174,7 @@ def demo_fleet(settings: Settings, as_of: datetime) -> Path:
         return path
     tmp = path.with_name(path.name + ".part")
     tmp.unlink(missing_ok=True)
-    con = duckdb.connect(str(tmp))
+    con = connect(tmp, memory_limit=settings.duckdb_memory_limit)
     try:
         create_arg_tables(con)
         generate_fleet(con, as_of=as_of, machines=settings.demo_machines, seed=settings.demo_seed,
@@ -207,7 +207,7 @@ def load_stage(settings: Settings, ctx: RunContext, extracted: ExtractResult) ->
 
     snap: Snapshot = snapshot_from_manifest(extracted.snapshot_dir, read_manifest(extracted.snapshot_dir))
     with open_writer(settings.path(settings.ledger_path), settings.project_root,
-                     timeout=settings.lock_timeout_seconds, holder=f"run {ctx.run_id} (load)") as con:
+                     timeout=settings.lock_timeout_seconds, memory_limit=settings.duckdb_memory_limit, holder=f"run {ctx.run_id} (load)") as con:
         rows = load_snapshot(con, ctx.run_id, snap)
     return LoadResult(rows)
 
@@ -217,7 +217,7 @@ def audit_stage(settings: Settings, ctx: RunContext, complete: bool = True) -> t
     from hotpatch_audit.ledger import finish_run, open_writer
 
     with open_writer(settings.path(settings.ledger_path), settings.project_root,
-                     timeout=settings.lock_timeout_seconds, holder=f"run {ctx.run_id} (audit)") as con:
+                     timeout=settings.lock_timeout_seconds, memory_limit=settings.duckdb_memory_limit, holder=f"run {ctx.run_id} (audit)") as con:
         return finish_run(con, ctx.run_id, complete)
 
 
@@ -239,7 +239,7 @@ def fail_run(settings: Settings, ctx: RunContext, error: BaseException) -> None:
     from hotpatch_audit.ledger import open_writer
 
     with open_writer(settings.path(settings.ledger_path), settings.project_root,
-                     timeout=settings.lock_timeout_seconds, holder=f"run {ctx.run_id} (fail)") as con:
+                     timeout=settings.lock_timeout_seconds, memory_limit=settings.duckdb_memory_limit, holder=f"run {ctx.run_id} (fail)") as con:
         _fail(con, ctx.run_id, f"{type(error).__name__}: {error}")
 
 

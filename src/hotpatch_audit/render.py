@@ -22,6 +22,7 @@ from markupsafe import Markup
 
 from hotpatch_audit import __version__, charts
 from hotpatch_audit.config import Settings
+from hotpatch_audit.duck import connect
 
 log = logging.getLogger(__name__)
 
@@ -464,7 +465,7 @@ def render_reports(
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     cap = max(HTML_LIST_CAP if "html" in formats else 0, settings.pdf_top_n if "pdf" in formats else 0, 1)
-    con = duckdb.connect(str(ledger_path), read_only=True)
+    con = connect(ledger_path, read_only=True, memory_limit=settings.duckdb_memory_limit)
     try:
         _check_views(con, root)
         with _timed("read ledger"):

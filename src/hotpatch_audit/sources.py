@@ -96,21 +96,23 @@ class Source(Protocol):
 class DuckDBKqlSource:
     """Runs KQL over Resource Graph tables held in a DuckDB file, with duckdb-kql, paging at 1,000."""
 
-    def __init__(self, db_path: Path, scope: Scope, name: str = "demo", as_of: datetime | None = None):
+    def __init__(self, db_path: Path, scope: Scope, name: str = "demo", as_of: datetime | None = None,
+                 memory_limit: str = "1GB"):
         self.db_path = db_path
+        self.memory_limit = memory_limit
         self.scope = scope
         self.name = name
         self.as_of = as_of
 
     def pages(self, spec: QuerySpec) -> Iterator[Page]:
         """Translate the KQL to DuckDB SQL and stream its rows as JSON pages."""
-        import duckdb
         import duckdb_kql
         from duckdb_kql.engine import schema
 
-        con = duckdb.connect(str(self.db_path), read_only=True)
+        from hotpatch_audit.duck import connect
+
+        con = connect(self.db_path, read_only=True, memory_limit=self.memory_limit)
         try:
-            con.execute("SET TimeZone='UTC'")
             try:
                 sql = str(duckdb_kql.to_sql(spec.text, schema=schema(con), query_now=self.as_of))
             except duckdb_kql.KqlError as exc:
