@@ -1,4 +1,6 @@
-create or replace view audit.machine_months as
+-- Computed live as audit.machine_months_live; audit.machine_months is the same rows materialized per run
+-- (hotpatch_audit.analyze.materialize_run), so audits and reports read them once.
+create or replace view audit.machine_months_live as
 with
 machines as (
     select * from core.machines where os_family = 'windows'
@@ -19,11 +21,17 @@ assessments as (
     select run_id, machine_id, assessed_at, is_stale from core.assessments
 ),
 available as (
-    select run_id, machine_id, kb, track_role from core.available_patches
+    select run_id, machine_id, kb, track_role, hotpatch_kind, is_hotpatch_title, is_lcu_title, is_security, title_month from core.available_patches
 ),
-licence_event as (
-    select cause, split_part(months_lost, '..', 1) as first_month, split_part(months_lost, '..', 2) as last_month
-    from ref.calendar where kind = 'licence_expiry' and applies_to = 'arc' and track = 'ws2025'
+runs as (
+    select run_id, scope, as_of from meta.runs
+),
+build_history as (
+    -- Arc osVersion 10.0.<build>.<ubr> in every run (read from raw: cheaper than core.machines for all runs)
+    select run_id, lower(id) as machine_id,
+        try_cast(split_part(os_version, '.', 3) as integer) as build_number,
+        try_cast(nullif(split_part(os_version, '.', 4), '') as integer) as build_ubr
+    from raw.arc_machines
 ),
 grid as (
     -- every machine-month of the period (machines without a track use the ws2025 grid: not_applicable)
@@ -32,9 +40,11 @@ grid as (
         m.track, m.hotpatch_status, m.build_number, m.build_ubr,
         rm.month, rm.kind, rm.kb as month_kb, rm.build_number as month_build_number, rm.build_ubr as month_build_ubr,
         rm.release_date, rm.grace_end, rm.is_due, rm.days_past_grace, rm.rule_only, rm.verified,
-        rm.baseline_month, rm.next_baseline_month, rm.status_run_id, rm.status_from_later_run
+        rm.baseline_month, rm.next_baseline_month, rm.status_run_id, rm.status_from_later_run,
+        nb.release_date as next_baseline_release_date, nb.build_number as next_baseline_build_number, nb.build_ubr as next_baseline_build_ubr
     from machines m
     join run_months rm on rm.run_id = m.run_id and rm.track = coalesce(m.track, 'ws2025')
+    left join ref.calendar_months nb on nb.track = rm.track and nb.month = rm.next_baseline_month
 ),
 month_runs as (
     select run_id, machine_id, month,
@@ -51,17 +61,19 @@ month_patches as (
         bool_or(is_installed and (is_security or track_role in ('hotpatch', 'oob_hotpatch')) and not is_dotnet) as installed_security,
         bool_or(is_installed and track_role in ('baseline', 'unplanned_baseline', 'oob_lcu', 'other_lcu')) as installed_lcu,
         string_agg(distinct kb, ', ' order by kb) filter (
-            where is_installed and is_quality and is_reboot and track_role not in ('hotpatch', 'oob_hotpatch')) as cause_kbs,
+            where is_installed and is_quality and is_reboot and track_role not in ('hotpatch', 'oob_hotpatch', 'other_hotpatch')) as cause_kbs,
         string_agg(distinct kb, ', ' order by kb) filter (where is_installed and is_quality) as installed_kbs
     from patches
     group by run_id, machine_id, month
 ),
 kb_installs as (
+    -- per KB: first install, reboot still pending, or an installation that failed and never succeeded
     select run_id, machine_id, kb,
-        min(start_time) as first_installed_at,
-        bool_or(reboot_status = 'Required') and not bool_or(reboot_status in ('Completed', 'NotNeeded')) as reboot_pending
+        bool_or(installation_state = 'Failed') and not bool_or(is_installed) as failed,
+        min(start_time) filter (where is_installed) as first_installed_at,
+        bool_or(is_installed and reboot_status = 'Required') and not bool_or(is_installed and reboot_status in ('Completed', 'NotNeeded')) as reboot_pending
     from patches
-    where is_installed and kb is not null
+    where kb is not null
     group by run_id, machine_id, kb
 ),
 kb_available as (
@@ -72,32 +84,51 @@ lcu_offered as (
     from available where track_role in ('other_lcu', 'oob_lcu')
     group by run_id, machine_id
 ),
-off_track_candidates as (
-    -- a cumulative update other than the baseline or hotpatch: an out-of-band LCU in any month,
-    -- or a standard LCU in a hotpatch month
-    select p.run_id, p.machine_id, p.month, p.kb, p.start_time, p.calendar_cause, p.track_role,
-        g.next_baseline_month, g.status_run_id, g.machine_kind, g.track
+title_installs as (
+    -- months the calendar lists without a KB: the month's release recognised by title and behaviour.
+    -- hotpatch: a security update titled 'hotpatch' that needs no reboot; baseline: a 'Cumulative
+    -- Update' (not .NET, not a hotpatch) installed with a reboot. Month: the YYYY-MM the title names,
+    -- else the install month.
+    select p.run_id, p.machine_id, p.title_month as month, g.kind,
+        min(p.start_time) filter (where p.is_installed) as installed_at,
+        arg_min(p.kb, p.start_time) filter (where p.is_installed) as kb,
+        bool_or(p.is_installed and p.reboot_status = 'Required')
+            and not bool_or(p.is_installed and p.reboot_status in ('Completed', 'NotNeeded')) as reboot_pending,
+        bool_or(p.installation_state = 'Failed') and not bool_or(p.is_installed) as failed,
+        arg_min(p.kb, p.start_time) filter (where p.installation_state = 'Failed') as failed_kb
     from patches p
-    join grid g on g.run_id = p.run_id and g.machine_id = p.machine_id and g.month = p.month
-    where p.is_installed and g.track is not null
-        and (p.track_role = 'oob_lcu' or (p.track_role = 'other_lcu' and g.kind = 'hotpatch'))
+    join grid g on g.run_id = p.run_id and g.machine_id = p.machine_id and g.month = p.title_month
+    where g.month_kb is null and g.track is not null and p.hotpatch_kind is null and p.is_quality and not p.is_dotnet
+        and case when g.kind = 'hotpatch' then p.is_hotpatch_title and p.is_security and coalesce(p.reboot_behavior = 'NeverReboots', not p.needs_reboot)
+                 else p.is_lcu_title and (p.needs_reboot or not p.is_installed) end
+    group by all
 ),
-off_track_events as (
-    select c.run_id, c.machine_id, c.next_baseline_month,
-        min(c.month) as event_month,
-        string_agg(distinct c.kb, ', ' order by c.kb) as event_kbs,
-        coalesce(max(c.calendar_cause),
-            max(case when c.machine_kind = 'arc' and c.month between l.first_month and l.last_month then l.cause end)) as event_cause,
-        arg_min(c.status_run_id, c.month) as status_run_id
-    from off_track_candidates c
-    left join licence_event l on c.track = 'ws2025'
-    group by c.run_id, c.machine_id, c.next_baseline_month
+title_available as (
+    select distinct a.run_id, a.machine_id, a.title_month as month, a.kb
+    from available a
+    join grid g on g.run_id = a.run_id and g.machine_id = a.machine_id and g.month = a.title_month
+    where g.month_kb is null and g.track is not null and a.hotpatch_kind is null
+        and case when g.kind = 'hotpatch' then a.is_hotpatch_title and coalesce(a.is_security, false)
+                 else a.is_lcu_title end
+),
+
+build_proof as (
+    -- Arc osVersion in the history of runs: the first run (after release, before the next baseline)
+    -- whose build is at or above the month's build and below the next baseline's. Today's build says
+    -- nothing about when a past month's hotpatch was installed.
+    select g.run_id, g.machine_id, g.month, min(o.as_of) as build_seen_at, arg_min(o.run_id, o.as_of) as build_run_id
+    from grid g
+    join runs t on t.run_id = g.run_id
+    join runs o on o.scope = t.scope and o.as_of <= t.as_of and o.as_of >= g.release_date
+        and (g.next_baseline_release_date is null or o.as_of < g.next_baseline_release_date)
+    join build_history b on b.run_id = o.run_id and b.machine_id = g.machine_id
+    where g.machine_kind = 'arc' and g.month_build_number is not null
+        and b.build_number = g.month_build_number and b.build_ubr >= g.month_build_ubr
+        and (g.next_baseline_build_ubr is null or b.build_ubr < g.next_baseline_build_ubr)
+    group by g.run_id, g.machine_id, g.month
 ),
 enrolled_events as (
-    select e.*, sh.hotpatch_status as status_at_event
-    from off_track_events e
-    join status_history sh on sh.run_id = e.status_run_id and sh.machine_id = e.machine_id
-    where sh.hotpatch_status = 'Enabled'
+    select * from audit.off_track_events where enrolled_at_event
 ),
 judged as (
     select
@@ -112,10 +143,16 @@ judged as (
         coalesce(mp.installed_lcu, false) as installed_lcu,
         mp.cause_kbs as reboot_kbs,
         mp.installed_kbs,
-        ki.first_installed_at as month_kb_installed_at,
-        coalesce(ki.reboot_pending, false) as month_kb_reboot_pending,
-        g.machine_kind = 'arc' and g.build_number = g.month_build_number and g.build_ubr >= g.month_build_ubr as month_kb_installed_by_build,
-        ka.kb is not null as month_kb_available,
+        coalesce(ki.first_installed_at, ti.installed_at) as month_kb_installed_at,
+        case when ki.first_installed_at is not null then 'kb' when ti.installed_at is not null then 'title' end as month_kb_matched_by,
+        coalesce(g.month_kb, ti.kb, ti.failed_kb, ta.kb) as effective_kb,
+        coalesce(ki.reboot_pending, ti.reboot_pending, false) as month_kb_reboot_pending,
+        bp.build_seen_at is not null as month_kb_installed_by_build,
+        bp.build_seen_at as month_kb_build_seen_at,
+        bp.build_run_id as month_kb_build_run_id,
+        coalesce(ki.failed, ti.failed, false) as month_kb_failed,
+        ka.kb is not null or ta.kb is not null as month_kb_available,
+        ta.kb is not null as month_kb_available_by_title,
         coalesce(lo.lcu_offered, false) as lcu_offered,
         a.assessed_at,
         coalesce(a.is_stale, true) as assessment_is_stale,
@@ -131,6 +168,10 @@ judged as (
     left join month_patches mp on mp.run_id = g.run_id and mp.machine_id = g.machine_id and mp.month = g.month
     left join kb_installs ki on ki.run_id = g.run_id and ki.machine_id = g.machine_id and ki.kb = g.month_kb
     left join kb_available ka on ka.run_id = g.run_id and ka.machine_id = g.machine_id and ka.kb = g.month_kb
+    left join title_installs ti on ti.run_id = g.run_id and ti.machine_id = g.machine_id and ti.month = g.month
+    left join (select run_id, machine_id, month, min(kb) as kb from title_available group by all) ta
+        on ta.run_id = g.run_id and ta.machine_id = g.machine_id and ta.month = g.month
+    left join build_proof bp on bp.run_id = g.run_id and bp.machine_id = g.machine_id and bp.month = g.month
     left join lcu_offered lo on lo.run_id = g.run_id and lo.machine_id = g.machine_id
     left join assessments a on a.run_id = g.run_id and a.machine_id = g.machine_id
     left join enrolled_events e
@@ -156,7 +197,10 @@ outcomes as (
             when j.reboot_count > 0 then 'expected_reboot'
             when j.installed_lcu then 'avoidable_reboot'
             else 'no_install'
-        end as outcome
+        end as outcome,
+        case when j.rule_only then 'calendar rule, not verified' when j.month_kb is null then 'calendar row without KB, not verified'
+             when j.verified then 'verified' else 'calendar row, not verified' end
+            || case when j.month_kb is null and j.month_kb_matched_by = 'title' then '; recognised by title' else '' end as calendar_note
     from judged j
 )
 select
@@ -176,20 +220,24 @@ select
         'installation_runs', installation_runs,
         'reboot_statuses', reboot_statuses,
         'installed_kbs', installed_kbs,
-        'month_kb', month_kb,
+        'month_kb', coalesce(month_kb, effective_kb),
+        'matched_by', month_kb_matched_by,
         'month_kb_installed_at', month_kb_installed_at,
         'month_kb_available', month_kb_available,
         'assessed_at', assessed_at,
         'off_track_event_month', off_track_event_month,
         'off_track_kbs', off_track_kbs,
-        'calendar', case when rule_only then 'calendar rule, not verified' when verified then 'verified' else 'calendar row, not verified' end
+        'calendar', calendar_note
     ) as evidence,
+    calendar_note,
     hotpatch_status,
     status_at_start,
     status_run_id,
     status_from_later_run,
     enrolled_at_start,
     month_kb,
+    effective_kb,
+    month_kb_matched_by,
     release_date,
     grace_end,
     is_due,
@@ -206,8 +254,12 @@ select
     reboot_kbs,
     month_kb_installed_at,
     month_kb_installed_by_build,
+    month_kb_build_seen_at,
+    month_kb_build_run_id,
     month_kb_reboot_pending,
+    month_kb_failed,
     month_kb_available,
+    month_kb_available_by_title,
     lcu_offered,
     assessed_at,
     assessment_is_stale,
@@ -218,4 +270,7 @@ select
     off_track_cause,
     off_track_until
 from outcomes;
-comment on view audit.machine_months is 'Reboot avoidance grain: every Windows machine-month of each run''s period with one outcome (avoided, expected_reboot, unexpected_reboot, avoidable_reboot, no_install, unknown, not_applicable), reboot count, the KBs that caused reboots, and the facts the missed-hotpatch and WSUS audits reuse (status at the start of the month, month KB installed / available, off-track events and months lost).';
+comment on view audit.machine_months_live is 'Computed live (every run): Reboot avoidance grain: every Windows machine-month of each run''s period with one outcome (avoided, expected_reboot, unexpected_reboot, avoidable_reboot, no_install, unknown, not_applicable), reboot count, the KBs that caused reboots, and the facts the missed-hotpatch and WSUS audits reuse (status at the start of the month, month KB installed / available, off-track events and months lost).';
+
+create table if not exists audit.machine_months as select * from audit.machine_months_live limit 0;
+comment on table audit.machine_months is 'Materialized per run from audit.machine_months_live when the run is audited. Reboot avoidance grain: every Windows machine-month of each run''s period with one outcome (avoided, expected_reboot, unexpected_reboot, avoidable_reboot, no_install, unknown, not_applicable), reboot count, the KBs that caused reboots, and the facts the missed-hotpatch and WSUS audits reuse (status at the start of the month, month KB installed / available, off-track events and months lost).';

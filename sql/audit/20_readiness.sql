@@ -1,4 +1,6 @@
-create or replace view audit.readiness as
+-- Computed live as audit.readiness_live; audit.readiness is the same rows materialized per run
+-- (hotpatch_audit.analyze.materialize_run), so audits and reports read them once.
+create or replace view audit.readiness_live as
 with
 machines as (
     select * from core.machines where os_family = 'windows'
@@ -161,4 +163,7 @@ select
     hotpatch_without_reboot,
     g1, g2, g3, g4, g5, g6, g7, g8, g9, g10, g11
 from first_gate;
-comment on view audit.readiness is 'Readiness funnel: per run and Windows machine, the first failing gate (1 OS, 2 build, 3 agent, 4 firmware, 5-8 VBS/HVCI/guest facts, 9 enrollment, 10 WSUS, 11 baseline; 12 = all pass) with a reason code, a reason sentence, a fix and the evidence; g1..g11 hold every gate''s code.';
+comment on view audit.readiness_live is 'Computed live (every run): Readiness funnel: per run and Windows machine, the first failing gate (1 OS, 2 build, 3 agent, 4 firmware, 5-8 VBS/HVCI/guest facts, 9 enrollment, 10 WSUS, 11 baseline; 12 = all pass) with a reason code, a reason sentence, a fix and the evidence; g1..g11 hold every gate''s code.';
+
+create table if not exists audit.readiness as select * from audit.readiness_live limit 0;
+comment on table audit.readiness is 'Materialized per run from audit.readiness_live when the run is audited. Readiness funnel: per run and Windows machine, the first failing gate (1 OS, 2 build, 3 agent, 4 firmware, 5-8 VBS/HVCI/guest facts, 9 enrollment, 10 WSUS, 11 baseline; 12 = all pass) with a reason code, a reason sentence, a fix and the evidence; g1..g11 hold every gate''s code.';

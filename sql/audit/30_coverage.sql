@@ -1,4 +1,6 @@
-create or replace view audit.coverage as
+-- Computed live as audit.coverage_live; audit.coverage is the same rows materialized per run
+-- (hotpatch_audit.analyze.materialize_run), so audits and reports read them once.
+create or replace view audit.coverage_live as
 with
 machines as (
     select * from core.machines where os_family = 'windows'
@@ -34,4 +36,7 @@ issues as (
     from machines m where m.hotpatch_status = 'Unknown'
 )
 select run_id, machine_id, machine_name, issue, detail from issues;
-comment on view audit.coverage is 'Data gaps per run and Windows machine: no_assessment, stale_assessment, no_guest_facts, stale_guest_facts, no_installation_data, hotpatch_status_unknown. Such machines are judged unknown, never compliant; the report''s coverage box counts them.';
+comment on view audit.coverage_live is 'Computed live (every run): Data gaps per run and Windows machine: no_assessment, stale_assessment, no_guest_facts, stale_guest_facts, no_installation_data, hotpatch_status_unknown. Such machines are judged unknown, never compliant; the report''s coverage box counts them.';
+
+create table if not exists audit.coverage as select * from audit.coverage_live limit 0;
+comment on table audit.coverage is 'Materialized per run from audit.coverage_live when the run is audited. Data gaps per run and Windows machine: no_assessment, stale_assessment, no_guest_facts, stale_guest_facts, no_installation_data, hotpatch_status_unknown. Such machines are judged unknown, never compliant; the report''s coverage box counts them.';

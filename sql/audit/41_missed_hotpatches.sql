@@ -18,8 +18,10 @@ first_install as (
 ),
 hotpatch_months as (
     select mm.*,
-        coalesce(month_kb_installed_at is not null or month_kb_installed_by_build, false) as is_installed,
-        coalesce(fi.first_install_at <= mm.grace_end, false) as history_covers
+        month_kb_installed_at is not null as is_installed,
+        coalesce(month_kb_build_seen_at <= grace_end + interval 1 day, false) as build_in_time,
+        coalesce(fi.first_install_at <= mm.grace_end, false) as history_covers,
+        coalesce(effective_kb, month_kb) as kb_label
     from machine_months mm
     left join first_install fi using (run_id, machine_id)
     where kind = 'hotpatch' and enrolled_at_start and not is_off_track
@@ -28,16 +30,26 @@ missed as (
     select
         h.*,
         case
-            when h.is_due and h.month_kb_available then 'fail'
+            when h.is_due and h.month_kb_available and not (h.month_kb is null and h.assessment_is_stale) then 'fail'
             when h.is_installed and h.month_kb_installed_at > h.grace_end + interval 1 day then 'warn'
             when h.is_installed and not h.assessment_is_stale then 'pass'
             when h.is_installed then 'unknown'
-            when h.is_due and not h.assessment_is_stale and h.history_covers then 'fail'
+            when h.build_in_time and not h.assessment_is_stale then 'pass'
+            when h.build_in_time then 'unknown'
+            -- positive evidence of a miss: the install of the month's hotpatch failed and never succeeded
+            when h.is_due and h.month_kb_failed and not h.assessment_is_stale then 'fail'
+            -- calendar lists the KB and the ledger's installation history covers the month: not installed
+            when h.is_due and h.month_kb is not null and not h.assessment_is_stale and h.history_covers then 'fail'
+            -- the OS build shows it only in a run after the grace end: installed, not proved in time
+            when h.month_kb_installed_by_build and not h.assessment_is_stale then 'warn'
             when h.is_due then 'unknown'
             when not h.assessment_is_stale then 'pass'
             else 'unknown'
         end as status,
-        date_diff('day', h.grace_end, cast(h.month_kb_installed_at as date)) as days_late
+        date_diff('day', h.grace_end, cast(coalesce(h.month_kb_installed_at, h.month_kb_build_seen_at) as date)) as days_late,
+        case when h.month_kb is null and h.effective_kb is null then ' (KB unknown: ' || h.calendar_note || ')'
+             when h.month_kb is null then ' (' || h.calendar_note || ')'
+             else '' end as kb_note
     from hotpatch_months h
 ),
 missed_findings as (
@@ -54,66 +66,74 @@ missed_findings as (
             else 'info'
         end as severity,
         case status
-            when 'fail' then machine_name || ' has not installed the ' || month || ' hotpatch ' || coalesce(month_kb, '(KB unknown: calendar rule, not verified)')
+            when 'fail' then machine_name || ' has not installed the ' || month || ' hotpatch' || coalesce(' ' || kb_label, '') || kb_note
                 || ', ' || days_past_grace || ' day(s) after the ' || grace_end || ' grace end'
-                || case when month_kb_available then '; the latest assessment still lists it as available' else '' end || '.'
-            when 'warn' then machine_name || ' installed the ' || month || ' hotpatch ' || month_kb || ' on ' || cast(cast(month_kb_installed_at as date) as varchar)
-                || ', ' || days_late || ' day(s) late.'
-            when 'pass' then machine_name || case when is_installed then ' installed the ' || month || ' hotpatch ' || coalesce(month_kb, '') || ' in time'
-                || case when month_kb_installed_at is null then ' (proved by OS build)' else '' end || '.'
+                || case when month_kb_available then '; the latest assessment still lists it as available'
+                        when month_kb_failed then '; its installation failed and no later run installed it'
+                        else '; the installation history covering the month has no install of it' end || '.'
+            when 'warn' then machine_name || ' installed the ' || month || ' hotpatch' || coalesce(' ' || kb_label, '') || kb_note
+                || case when month_kb_installed_at is not null then ' on ' || cast(cast(month_kb_installed_at as date) as varchar) || ', ' || days_late || ' day(s) late.'
+                        else ' late: the OS build first shows it in run ' || month_kb_build_run_id || ' (' || cast(cast(month_kb_build_seen_at as date) as varchar)
+                            || '), ' || days_late || ' day(s) after the grace end, with no installation record.' end
+            when 'pass' then machine_name || case when is_installed or build_in_time then ' installed the ' || month || ' hotpatch' || coalesce(' ' || kb_label, '') || kb_note || ' in time'
+                || case when not is_installed then ' (proved by the OS build in run ' || month_kb_build_run_id || ')' else '' end || '.'
                 else ' has not yet installed the ' || month || ' hotpatch; grace runs until ' || grace_end || '.' end
-            else machine_name || case when not assessment_is_stale then ' has no installation data covering ' || month
-                when assessed_at is null then ' has no patch assessment' else ' has a stale patch assessment (' || cast(assessed_at as varchar) || ')' end
+            else machine_name || case when assessment_is_stale and assessed_at is null then ' has no patch assessment'
+                when assessment_is_stale then ' has a stale patch assessment (' || cast(assessed_at as varchar) || ')'
+                when month_kb is null then ' has no evidence either way for the ' || month || ' hotpatch' || kb_note
+                    || ' (no hotpatch-titled install, none listed as available, no failed install)'
+                else ' has no installation data covering ' || month end
                 || ', so the ' || month || ' hotpatch is not judged.'
         end as reason,
         case status
-            when 'fail' then 'Install ' || coalesce(month_kb, 'the month''s hotpatch') || ' through Update Manager (Windows Update source) and check the maintenance schedule.'
+            when 'fail' then 'Install ' || coalesce(kb_label, 'the month''s hotpatch') || ' through Update Manager (Windows Update source) and check the maintenance schedule.'
             when 'warn' then 'Schedule hotpatch installs within ' || 'the grace period after Patch Tuesday.'
-            when 'unknown' then 'Enable periodic assessment (assessmentMode AutomaticByPlatform) so the machine is assessed at least weekly.'
+            when 'unknown' then case when assessment_is_stale then 'Enable periodic assessment (assessmentMode AutomaticByPlatform) so the machine is assessed at least weekly.'
+                else 'Make sure Update Manager installation results are collected every month, and add the month''s hotpatch KB to the release calendar.' end
             else ''
         end as remediation,
-        json_object('run_id', run_id, 'month_kb', month_kb, 'release_date', release_date, 'grace_end', grace_end,
+        json_object('run_id', run_id, 'month_kb', kb_label, 'matched_by', month_kb_matched_by, 'release_date', release_date, 'grace_end', grace_end,
             'installed_at', month_kb_installed_at, 'installed_by_build', month_kb_installed_by_build,
+            'build_seen_at', month_kb_build_seen_at, 'build_run_id', month_kb_build_run_id,
+            'install_failed', month_kb_failed,
             'available_in_assessment', month_kb_available, 'assessed_at', assessed_at,
             'status_at_start', status_at_start, 'status_run_id', status_run_id, 'status_from_later_run', status_from_later_run,
-            'calendar', case when rule_only then 'calendar rule, not verified' when verified then 'verified' else 'calendar row, not verified' end) as evidence
+            'calendar', calendar_note) as evidence
     from missed
 ),
-off_track as (
-    select * from machine_months where is_off_track_event
-),
-lost_months as (
-    select run_id, machine_id, off_track_event_month, string_agg(month, ', ' order by month) as months_lost
-    from machine_months
-    where is_off_track and kind = 'hotpatch'
-    group by run_id, machine_id, off_track_event_month
-),
 off_track_findings as (
+    -- one finding per event, on the month of the event (which may precede the period)
     select
         'off_track' as code,
-        o.run_id, o.machine_id, o.machine_name, o.machine_kind, o.subscription_id, o.resource_group, o.owner, o.track, o.month,
+        m.run_id, m.machine_id, m.machine_name, m.machine_kind, m.subscription_id, m.resource_group, m.owner, e.track,
+        e.event_month as month,
         'fail' as status,
-        case when o.off_track_cause is not null then 'medium' else 'high' end as severity,
-        o.machine_name || ' left the hotpatch track in ' || o.month || ' by installing ' || o.off_track_kbs
+        case when e.event_cause is not null then 'medium' else 'high' end as severity,
+        m.machine_name || ' left the hotpatch track in ' || e.event_month || ' by installing ' || e.event_kbs
             || ', a cumulative update that is not the baseline or hotpatch; hotpatches cannot apply until the '
-            || coalesce(o.off_track_until, 'next') || ' baseline (months lost: ' || coalesce(l.months_lost, 'none in the period') || ')'
-            || coalesce('. Cause: ' || o.off_track_cause, '') || '.' as reason,
-        'Install the ' || coalesce(o.off_track_until, 'next') || ' baseline to return to the hotpatch track'
-            || case when o.off_track_cause like '%licence%' then '; apply Microsoft''s licence workaround (feature override 4264695439) on Arc machines.'
+            || coalesce(e.next_baseline_month, 'next') || ' baseline (months lost: ' || coalesce(e.months_lost, 'none') || ')'
+            || coalesce('. Cause: ' || e.event_cause, '')
+            || case when e.all_kbs <> e.event_kbs then '. Off-track updates up to the next baseline (no new finding): ' || e.all_kbs else '' end || '.' as reason,
+        'Install the ' || coalesce(e.next_baseline_month, 'next') || ' baseline to return to the hotpatch track'
+            || case when e.event_cause like '%licence%' then '; apply Microsoft''s licence workaround (feature override 4264695439) on Arc machines.'
                     else '; exclude non-hotpatch cumulative updates from hotpatch machines'' schedules.' end as remediation,
-        json_object('run_id', o.run_id, 'kbs', o.off_track_kbs, 'event_month', o.month, 'months_lost', l.months_lost,
-            'next_baseline', o.off_track_until, 'cause', o.off_track_cause, 'status_at_start', o.status_at_start) as evidence
-    from off_track o
-    left join lost_months l on l.run_id = o.run_id and l.machine_id = o.machine_id and l.off_track_event_month = o.off_track_event_month
+        json_object('run_id', e.run_id, 'kbs', e.event_kbs, 'all_kbs', e.all_kbs, 'event_month', e.event_month, 'event_at', e.event_at,
+            'months_lost', e.months_lost, 'next_baseline', e.next_baseline_month, 'cause', e.event_cause,
+            'status_at_start', e.status_at_event, 'status_run_id', e.status_run_id, 'status_from_later_run', e.status_from_later_run) as evidence
+    from audit.off_track_events e
+    join machines m on m.run_id = e.run_id and m.machine_id = e.machine_id
+    where e.enrolled_at_event
 ),
 baselines as (
     select mm.*,
         coalesce(month_kb_installed_at is not null or month_kb_installed_by_build, false) as is_installed,
-        coalesce(fi.first_install_at <= mm.grace_end, false) as history_covers
+        coalesce(fi.first_install_at <= mm.grace_end, false) as history_covers,
+        coalesce(effective_kb, month_kb, 'the cumulative update') as kb_label,
+        case when month_kb is null then ' (' || calendar_note || ')' else '' end as kb_note
     from machine_months mm
     left join first_install fi using (run_id, machine_id)
     where kind in ('baseline', 'unplanned_baseline') and (enrolled_at_start or hotpatch_status = 'Enabled')
-        and is_due and month_kb is not null
+        and is_due
 ),
 baseline_findings as (
     select
@@ -123,27 +143,40 @@ baseline_findings as (
         case when status = 'fail' and days_past_grace > 45 then 'critical' when status = 'fail' then 'high'
              when status = 'warn' then 'medium' when status = 'unknown' then 'medium' else 'info' end as severity,
         case status
-            when 'fail' then machine_name || ' has not installed the ' || month || ' baseline ' || month_kb || ', ' || days_past_grace
-                || ' day(s) after the ' || grace_end || ' grace end, so that quarter''s hotpatches cannot apply.'
-            when 'warn' then machine_name || ' installed the ' || month || ' baseline ' || month_kb || ' but the reboot is still pending after the grace period (reboot pending).'
-            when 'pass' then machine_name || ' installed the ' || month || ' baseline ' || month_kb || '.'
-            else machine_name || case when not assessment_is_stale then ' has no installation data covering ' || month
-                when assessed_at is null then ' has no patch assessment' else ' has a stale patch assessment (' || cast(assessed_at as varchar) || ')' end
+            when 'fail' then machine_name || ' has not installed the ' || month || ' baseline ' || kb_label || kb_note || ', ' || days_past_grace
+                || ' day(s) after the ' || grace_end || ' grace end'
+                || case when month_kb_available then ' (the latest assessment still lists it as available)'
+                        when month_kb_failed then ' (its installation failed and no later run installed it)' else '' end
+                || ', so that quarter''s hotpatches cannot apply.'
+            when 'warn' then machine_name || ' installed the ' || month || ' baseline ' || kb_label || kb_note || ' but the reboot is still pending after the grace period (reboot pending).'
+            when 'pass' then machine_name || ' installed the ' || month || ' baseline ' || kb_label || kb_note
+                || case when month_kb_installed_at is null then ' (proved by the OS build in run ' || month_kb_build_run_id || ')' else '' end || '.'
+            else machine_name || case when assessment_is_stale and assessed_at is null then ' has no patch assessment'
+                when assessment_is_stale then ' has a stale patch assessment (' || cast(assessed_at as varchar) || ')'
+                when month_kb is null then ' has no evidence either way for the ' || month || ' baseline' || kb_note
+                    || ' (no Cumulative Update installed with a reboot, none listed as available, no failed install)'
+                else ' has no installation data covering ' || month end
                 || ', so the ' || month || ' baseline is not judged.'
         end as reason,
         case status
-            when 'fail' then 'Install ' || month_kb || ' and reboot in the next maintenance window.'
-            when 'warn' then 'Reboot the machine to complete ' || month_kb || '.'
+            when 'fail' then 'Install ' || kb_label || ' and reboot in the next maintenance window.'
+            when 'warn' then 'Reboot the machine to complete ' || kb_label || '.'
             when 'unknown' then 'Enable periodic assessment so the machine is assessed at least weekly.'
             else '' end as remediation,
-        json_object('run_id', run_id, 'month_kb', month_kb, 'grace_end', grace_end, 'installed_at', month_kb_installed_at,
-            'installed_by_build', month_kb_installed_by_build, 'reboot_pending', month_kb_reboot_pending, 'assessed_at', assessed_at) as evidence
+        json_object('run_id', run_id, 'month_kb', kb_label, 'matched_by', month_kb_matched_by, 'grace_end', grace_end, 'installed_at', month_kb_installed_at,
+            'installed_by_build', month_kb_installed_by_build, 'build_run_id', month_kb_build_run_id, 'install_failed', month_kb_failed,
+            'available_in_assessment', month_kb_available, 'reboot_pending', month_kb_reboot_pending, 'assessed_at', assessed_at,
+            'calendar', calendar_note) as evidence
     from (
         select b.*,
             case
                 when b.is_installed and b.month_kb_reboot_pending then 'warn'
                 when b.is_installed and not b.assessment_is_stale then 'pass'
-                when not b.assessment_is_stale and b.history_covers then 'fail'
+                when b.month_kb_available and not b.assessment_is_stale then 'fail'
+                when b.month_kb_failed and not b.assessment_is_stale then 'fail'
+                -- with the KB in the calendar, installation history covering the month is evidence;
+                -- without it, absence of a title match is not
+                when b.month_kb is not null and not b.assessment_is_stale and b.history_covers then 'fail'
                 else 'unknown'
             end as status
         from baselines b

@@ -38,7 +38,11 @@ classified as (
         not (len(p.classifications) > 0 and list_bool_and(list_transform(p.classifications, lambda c: lower(c) like 'definition%')))
             and coalesce(p.patch_name not ilike '%security intelligence update%', true) as is_quality,
         list_bool_or(list_transform(p.classifications, lambda c: lower(c) in ('security', 'critical'))) as is_security,
-        p.patch_name ilike '%cumulative update%' and p.patch_name not ilike '%.net%' as is_cumulative_name,
+        -- a standard LCU by title: 'Cumulative Update', not .NET and not a hotpatch
+        p.patch_name ilike '%cumulative update%' and p.patch_name not ilike '%.net%' and p.patch_name not ilike '%hotpatch%' as is_cumulative_name,
+        coalesce(p.patch_name ilike '%hotpatch%', false) as is_hotpatch_title,
+        -- the release month a title names ('2026-11 Security Hotpatch for ...'), else the month it was installed
+        coalesce(nullif(regexp_extract(p.patch_name, '^\s*(\d{4}-\d{2})\b', 1), ''), p.month) as title_month,
         p.patch_name ilike '%.net%' as is_dotnet
     from patches p
     left join machines m on m.run_id = p.run_id and m.machine_id = p.machine_id
@@ -61,6 +65,11 @@ select
     is_quality,
     coalesce(is_security, false) as is_security,
     is_dotnet,
+    is_hotpatch_title,
+    is_cumulative_name as is_lcu_title,
+    title_month,
+    -- needs a reboot by its own metadata or by the run it was installed in
+    coalesce(reboot_behavior in ('AlwaysRequiresReboot', 'CanRequestReboot') or reboot_required, false) or is_reboot as needs_reboot,
     case when calendar_kind in ('hotpatch', 'baseline', 'unplanned_baseline') then calendar_month end as hotpatch_month,
     calendar_kind as hotpatch_kind,
     calendar_effect,
@@ -70,9 +79,10 @@ select
     case
         when calendar_kind is not null then calendar_kind
         when is_cumulative_name and is_quality then 'other_lcu'
+        when is_hotpatch_title and is_quality then 'other_hotpatch'
         when is_quality then 'other_quality'
         else 'definition'
     end as track_role,
     installation_state = 'Installed' as is_installed
 from classified;
-comment on view core.installed_patches is 'Per run: the per-update rows of every installation run in core.installations, with KB normalised to KB + digits, classifications as a list, is_quality (not Definition-only), and the calendar match by KB and the machine''s track (hotpatch_month, hotpatch_kind, track_role: hotpatch, baseline, unplanned_baseline, oob_lcu, oob_hotpatch, other_lcu, other_quality, definition).';
+comment on view core.installed_patches is 'Per run: the per-update rows of every installation run in core.installations, with KB normalised to KB + digits, classifications as a list, is_quality (not Definition-only), and the calendar match by KB and the machine''s track (hotpatch_month, hotpatch_kind, track_role: hotpatch, baseline, unplanned_baseline, oob_lcu, oob_hotpatch, other_lcu, other_hotpatch, other_quality, definition); for KBs the calendar does not list, is_hotpatch_title, is_lcu_title (Cumulative Update, not .NET, not hotpatch), title_month (the YYYY-MM the title names, else the install month) and needs_reboot.';

@@ -110,15 +110,29 @@ def apply_sql(con: duckdb.DuckDBPyConnection, project_root: Path) -> None:
     con.execute((sql_dir / "00_schema.sql").read_text(encoding="utf-8"))
     con.execute((sql_dir / "10_ref.sql").read_text(encoding="utf-8"))
     load_calendar(con, project_root)
+    # Materialized tables follow their live view's columns: rebuilt whenever definitions are applied.
+    for name in MATERIALIZED:
+        con.execute(f"drop table if exists audit.{name}")
     for folder in SQL_FOLDERS:
         for path in sorted((sql_dir / folder).glob("*.sql")):
             log.debug("applying %s", path)
             con.execute(path.read_text(encoding="utf-8"))
 
 
+MATERIALIZED = ("machine_months", "readiness", "coverage")
+
+
+def materialize_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Store one run's rows of the heavy intermediate views (audit.<name>_live -> audit.<name>)."""
+    for name in MATERIALIZED:
+        con.execute(f"delete from audit.{name} where run_id = ?", [run_id])
+        con.execute(f"insert into audit.{name} by name select * from audit.{name}_live where run_id = ?", [run_id])
+
+
 def materialize_findings(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
-    """Replace audit.findings rows of one run with the rows of audit.all_findings; return the count."""
+    """Materialize the run's intermediate views, then replace its audit.findings rows; return the count."""
     # No transaction of its own: the caller (ledger/pipeline) may already hold one around the run.
+    materialize_run(con, run_id)
     con.execute("delete from audit.findings where run_id = ?", [run_id])
     con.execute("insert into audit.findings by name select * from audit.all_findings where run_id = ?", [run_id])
     (count,) = con.execute("select count(*) from audit.findings where run_id = ?", [run_id]).fetchone() or (0,)

@@ -28,6 +28,7 @@ from hotpatch_audit.extract import Snapshot
 log = logging.getLogger(__name__)
 
 RAW_PREFIX = "raw."
+PER_RUN_TABLES = ("audit.findings", "audit.machine_months", "audit.readiness", "audit.coverage")
 _GOOD_STATUSES = ("succeeded", "incomplete")
 
 
@@ -119,7 +120,7 @@ def sql_fingerprint(project_root: Path) -> str:
 
 def ensure_schema(con: duckdb.DuckDBPyConnection, project_root: Path) -> None:
     """Apply sql/ and the reference data when they changed since the ledger last saw them."""
-    from hotpatch_audit.analyze import apply_sql
+    from hotpatch_audit.analyze import apply_sql, materialize_run
 
     fingerprint = sql_fingerprint(project_root)
     try:
@@ -129,6 +130,11 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, project_root: Path) -> None:
     if row and row[0] == fingerprint:
         return
     apply_sql(con, project_root)
+    # Definitions changed: rebuild the per-run materialized views of every good run (findings stay as judged).
+    for (run_id,) in con.execute(
+        "SELECT run_id FROM meta.runs WHERE status IN ('succeeded', 'incomplete') ORDER BY as_of"
+    ).fetchall():
+        materialize_run(con, run_id)
     con.execute("CREATE TABLE IF NOT EXISTS meta.schema_state (fingerprint VARCHAR, applied_at TIMESTAMP)")
     con.execute("COMMENT ON TABLE meta.schema_state IS 'Fingerprint of the sql/ and data/ files last applied to"
                 " this ledger (definitions are re-applied when they change).'")
@@ -349,7 +355,7 @@ def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, complete: bool) -> t
 def _delete_run_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     for table in raw_tables(con):
         con.execute(f"DELETE FROM raw.{table} WHERE run_id = ?", [run_id])
-    for table in ("meta.query_stats", "meta.settings", "audit.findings"):
+    for table in ("meta.query_stats", "meta.settings", *PER_RUN_TABLES):
         con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])  # noqa: S608 (fixed names)
 
 
@@ -358,7 +364,8 @@ def fail_run(con: duckdb.DuckDBPyConnection, run_id: str, error: str) -> None:
     con.execute("BEGIN")
     for table in raw_tables(con):
         con.execute(f"DELETE FROM raw.{table} WHERE run_id = ?", [run_id])
-    con.execute("DELETE FROM audit.findings WHERE run_id = ?", [run_id])
+    for table in PER_RUN_TABLES:
+        con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])  # noqa: S608 (fixed names)
     con.execute(
         "UPDATE meta.runs SET status = 'failed', error = ?, finished_at = ? WHERE run_id = ?",
         [error[:2000], datetime.now(UTC).replace(tzinfo=None), run_id],
