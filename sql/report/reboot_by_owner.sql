@@ -3,7 +3,7 @@
 -- One row per run and owner tag: reboot avoidance over the reporting period, ranked by machines.
 create or replace view report.reboot_by_owner as
 with machine_months as (
-    select mm.run_id, coalesce(mm.owner, '(no owner tag)') as owner, mm.machine_id, mm.outcome
+    select mm.run_id, coalesce(mm.owner, '(no owner tag)') as owner, mm.machine_id, mm.outcome, mm.kind
     from audit.machine_months as mm
     join report.periods as p on p.run_id = mm.run_id
     where mm.month between p.period_start and p.period_end
@@ -19,8 +19,8 @@ owners as (
         count(*) filter (where outcome = 'avoidable_reboot') as avoidable_reboot,
         count(*) filter (where outcome = 'unknown') as unknown,
         count(*) filter (where outcome not in ('unknown', 'not_applicable')) as known_months,
-        (count(*) filter (where outcome in ('avoided', 'no_install')))
-            / nullif(count(*) filter (where outcome not in ('unknown', 'not_applicable')), 0)
+        (count(*) filter (where kind = 'hotpatch' and outcome = 'avoided'))
+            / nullif(count(*) filter (where kind = 'hotpatch' and outcome not in ('unknown', 'not_applicable')), 0)
             as reboot_free_rate
     from machine_months
     group by run_id, owner

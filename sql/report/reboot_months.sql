@@ -1,8 +1,10 @@
 -- Report view: reboot_months
 -- Reads: audit.machine_months, report.periods
 -- One row per run and month of the reporting period: machine-months by outcome, and the reboot-free
--- month rate. Reboot-free = avoided or no_install; unknown and not_applicable months are left out of
--- the denominator, and coverage (known / applicable) is printed beside the rate.
+-- month rate. The rate is judged on hotpatch months only (baseline months need their reboot):
+-- avoided / known hotpatch machine-months. no_install is not reboot-free success (nothing was
+-- patched); unknown and not_applicable months are left out of the denominator, and coverage
+-- (known / applicable) is printed beside the rate.
 create or replace view report.reboot_months as
 with machine_months as (
     select mm.*
@@ -27,11 +29,15 @@ select
     coalesce(sum(reboot_count), 0) as reboots,
     count(*) filter (where outcome not in ('unknown', 'not_applicable')) as known_months,
     count(*) filter (where outcome <> 'not_applicable') as applicable_months,
-    (count(*) filter (where outcome in ('avoided', 'no_install')))
-        / nullif(count(*) filter (where outcome not in ('unknown', 'not_applicable')), 0) as reboot_free_rate,
+    count(*) filter (where kind = 'hotpatch' and outcome = 'avoided') as rate_avoided,
+    count(*) filter (where kind = 'hotpatch' and outcome not in ('unknown', 'not_applicable')) as rate_known,
+    count(*) filter (where kind = 'hotpatch' and outcome <> 'not_applicable') as rate_applicable,
+    (count(*) filter (where kind = 'hotpatch' and outcome = 'avoided'))
+        / nullif(count(*) filter (where kind = 'hotpatch' and outcome not in ('unknown', 'not_applicable')), 0)
+        as reboot_free_rate,
     (count(*) filter (where outcome not in ('unknown', 'not_applicable')))
         / nullif(count(*) filter (where outcome <> 'not_applicable'), 0) as coverage_rate
 from machine_months
 group by run_id, month;
 
-comment on view report.reboot_months is 'Per run and month of the reporting period: machine-months by outcome (avoided, expected_reboot, unexpected_reboot, avoidable_reboot, no_install, unknown, not_applicable), reboots, reboot_free_rate = (avoided + no_install) / known months (unknown and not_applicable excluded; null when none known) and coverage_rate = known / applicable months.';
+comment on view report.reboot_months is 'Per run and month of the reporting period: machine-months by outcome (avoided, expected_reboot, unexpected_reboot, avoidable_reboot, no_install, unknown, not_applicable), reboots, reboot_free_rate = avoided / known hotpatch-kind machine-months (rate_avoided / rate_known; baseline months have no rate; unknown and not_applicable excluded; null when none known), rate_applicable, and coverage_rate = known / applicable months.';

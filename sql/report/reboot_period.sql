@@ -24,7 +24,9 @@ period as (
         sum(unknown) as unknown_months,
         sum(known_months) as known_months,
         sum(applicable_months) as applicable_months,
-        sum(avoided + no_install) as reboot_free_months
+        sum(rate_avoided) as rate_avoided,
+        sum(rate_known) as rate_known,
+        sum(rate_applicable) as rate_applicable
     from months
     group by run_id
 )
@@ -41,18 +43,18 @@ select
     coalesce(period.avoidable_reboots, 0) as avoidable_reboots,
     coalesce(period.no_install_months, 0) as no_install_months,
     coalesce(period.unknown_months, 0) as unknown_months,
-    coalesce(period.known_months, 0) as known_months,
-    coalesce(period.applicable_months, 0) as applicable_months,
-    period.reboot_free_months / nullif(period.known_months, 0) as reboot_free_rate,
-    period.known_months / nullif(period.applicable_months, 0) as coverage_rate,
+    coalesce(period.rate_known, 0) as known_months,
+    coalesce(period.rate_applicable, 0) as applicable_months,
+    period.rate_avoided / nullif(period.rate_known, 0) as reboot_free_rate,
+    period.rate_known / nullif(period.rate_applicable, 0) as coverage_rate,
     latest_hotpatch.month as latest_hotpatch_month,
     lm.reboot_free_rate as latest_reboot_free_rate,
     lm.coverage_rate as latest_coverage_rate,
-    coalesce(lm.known_months, 0) as latest_known_months,
-    coalesce(lm.applicable_months, 0) as latest_applicable_months
+    coalesce(lm.rate_known, 0) as latest_known_months,
+    coalesce(lm.rate_applicable, 0) as latest_applicable_months
 from report.periods as p
 left join period using (run_id)
 left join latest_hotpatch using (run_id)
 left join months as lm on lm.run_id = p.run_id and lm.month = latest_hotpatch.month;
 
-comment on view report.reboot_period is 'One row per run: over the reporting period, reboots avoided (avoided machine-months), downtime_avoided_minutes (x downtime_minutes_per_reboot), expected, unexpected and avoidable reboots, unknown months, reboot_free_rate and coverage_rate; and the same rate and coverage for latest_hotpatch_month.';
+comment on view report.reboot_period is 'One row per run: over the reporting period, reboots avoided (avoided machine-months), downtime_avoided_minutes (x downtime_minutes_per_reboot), expected, unexpected and avoidable reboots, unknown months, reboot_free_rate = avoided / known hotpatch-kind machine-months with coverage_rate, known_months and applicable_months of those hotpatch-kind machine-months; and the same rate and coverage for latest_hotpatch_month.';

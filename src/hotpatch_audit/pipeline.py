@@ -8,9 +8,12 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+
+import duckdb
 
 from hotpatch_audit import __version__
 from hotpatch_audit.catalog import load_queries
@@ -119,10 +122,18 @@ def _scope_for(settings: Settings, request: RunRequest) -> Scope:
     raise ConfigError(f"unknown source {request.source!r} (demo, snapshot, arg)")
 
 
+def _writer(settings: Settings, holder: str) -> AbstractContextManager[duckdb.DuckDBPyConnection]:
+    """The ledger's writer connection, with the settings' lock timeout and memory limit."""
+    from hotpatch_audit.ledger import open_writer
+
+    return open_writer(settings.path(settings.ledger_path), settings.project_root,
+                       timeout=settings.lock_timeout_seconds, memory_limit=settings.duckdb_memory_limit, holder=holder)
+
+
 def start_run(settings: Settings, request: RunRequest) -> RunContext:
     """Validate the request and register the run in the ledger as `running`."""
     from hotpatch_audit.analyze import calendar_version
-    from hotpatch_audit.ledger import open_writer, register_run
+    from hotpatch_audit.ledger import register_run
 
     scope = _scope_for(settings, request)
     as_of = request.as_of
@@ -135,8 +146,7 @@ def start_run(settings: Settings, request: RunRequest) -> RunContext:
         as_of = as_of.replace(tzinfo=UTC)
     run_id = request.run_id or f"run-{as_of:%Y%m%dT%H%MZ}-{uuid.uuid4().hex[:8]}"
     work_dir = settings.path(settings.work_dir) / run_id
-    with open_writer(settings.path(settings.ledger_path), settings.project_root,
-                     timeout=settings.lock_timeout_seconds, memory_limit=settings.duckdb_memory_limit, holder=f"run {run_id}") as con:
+    with _writer(settings, f"run {run_id}") as con:
         register_run(
             con, run_id=run_id, scope=scope.key(), as_of=as_of, source=request.source,
             tool_version=__version__, calendar_version=calendar_version(settings.project_root),
@@ -202,22 +212,20 @@ def extract_stage(
 def load_stage(settings: Settings, ctx: RunContext, extracted: ExtractResult) -> LoadResult:
     """Load the snapshot atomically into the ledger's raw tables."""
     from hotpatch_audit.extract import snapshot_from_manifest
-    from hotpatch_audit.ledger import load_snapshot, open_writer
+    from hotpatch_audit.ledger import load_snapshot
     from hotpatch_audit.sources import read_manifest
 
     snap: Snapshot = snapshot_from_manifest(extracted.snapshot_dir, read_manifest(extracted.snapshot_dir))
-    with open_writer(settings.path(settings.ledger_path), settings.project_root,
-                     timeout=settings.lock_timeout_seconds, memory_limit=settings.duckdb_memory_limit, holder=f"run {ctx.run_id} (load)") as con:
+    with _writer(settings, f"run {ctx.run_id} (load)") as con:
         rows = load_snapshot(con, ctx.run_id, snap)
     return LoadResult(rows)
 
 
 def audit_stage(settings: Settings, ctx: RunContext, complete: bool = True) -> tuple[str, int]:
     """Judge the run: materialize audit.findings and close the run (succeeded or incomplete)."""
-    from hotpatch_audit.ledger import finish_run, open_writer
+    from hotpatch_audit.ledger import finish_run
 
-    with open_writer(settings.path(settings.ledger_path), settings.project_root,
-                     timeout=settings.lock_timeout_seconds, memory_limit=settings.duckdb_memory_limit, holder=f"run {ctx.run_id} (audit)") as con:
+    with _writer(settings, f"run {ctx.run_id} (audit)") as con:
         return finish_run(con, ctx.run_id, complete)
 
 
@@ -229,17 +237,36 @@ def render_stage(settings: Settings, run_id: str, out_dir: Path | None = None) -
     ledger = settings.path(settings.ledger_path)
     target = out_dir or settings.path(settings.out_dir) / run_id
     target.mkdir(parents=True, exist_ok=True)
+    refresh_definitions(settings)
     with ledger_lock(ledger, exclusive=False, timeout=settings.lock_timeout_seconds):
         return render_reports(ledger, run_id, target, settings=settings, formats=settings.formats)
+
+
+def refresh_definitions(settings: Settings) -> None:
+    """Re-apply sql/ when this checkout's definitions differ from the ledger's (e.g. after an upgrade).
+
+    Report views live in the ledger and a read-only reader cannot create them, so a re-render after an
+    upgrade takes the writer lock for the moment it takes to apply them.
+    """
+    from hotpatch_audit.ledger import open_reader, sql_fingerprint
+
+    ledger = settings.path(settings.ledger_path)
+    with open_reader(ledger, timeout=settings.lock_timeout_seconds, memory_limit=settings.duckdb_memory_limit) as con:
+        try:
+            row = con.execute("SELECT fingerprint FROM meta.schema_state").fetchone()
+        except duckdb.CatalogException:
+            row = None
+    if row and row[0] == sql_fingerprint(settings.project_root):
+        return
+    with _writer(settings, "report (applying new definitions)"):
+        pass
 
 
 def fail_run(settings: Settings, ctx: RunContext, error: BaseException) -> None:
     """Mark the run failed (its rows dropped); the previous good data stays."""
     from hotpatch_audit.ledger import fail_run as _fail
-    from hotpatch_audit.ledger import open_writer
 
-    with open_writer(settings.path(settings.ledger_path), settings.project_root,
-                     timeout=settings.lock_timeout_seconds, memory_limit=settings.duckdb_memory_limit, holder=f"run {ctx.run_id} (fail)") as con:
+    with _writer(settings, f"run {ctx.run_id} (fail)") as con:
         _fail(con, ctx.run_id, f"{type(error).__name__}: {error}")
 
 
