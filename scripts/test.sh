@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Set everything up (system libraries, uv, locked packages incl. dev tools, Chromium for browser
-# checks), then run the whole test suite. Arguments are passed to pytest.
+# Set everything up (system libraries, uv, locked packages incl. dev tools), then run the whole
+# test suite. Arguments are passed to pytest.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 HOTPATCH_AUDIT_EXTRA_PACKAGES="${HOTPATCH_AUDIT_EXTRA_PACKAGES:-}" bash "$ROOT/scripts/bootstrap.sh"
