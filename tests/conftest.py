@@ -20,6 +20,8 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 
 AS_OF = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 
+pytest_plugins = ["tests.emulator_fixture"]  # rg_fleet_db, rg_emulator, rg_emulator_factory
+
 
 @pytest.fixture
 def settings(tmp_path: Path):  # type: ignore[no-untyped-def]

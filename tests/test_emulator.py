@@ -25,7 +25,7 @@ from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
 
 from tests.emulator_fixture import EMULATOR_TOKEN, fleet_subscriptions, make_client
 
-pytest_plugins = ["tests.emulator_fixture"]  # rg_fleet_db, rg_emulator, rg_emulator_factory
+
 
 RESOURCES_BY_ID = "resources | order by id asc"
 IDS = "resources | project id, subscriptionId | order by id asc"

@@ -39,23 +39,29 @@ def test_demo_pages_are_resource_graph_shaped_and_complete(demo_history: tuple[S
     assert first["data"][0]["id"].count("/softwarePatches/") == 1
 
 
-def test_kql_source_pages_at_1000_rows_with_skip_tokens(tmp_path: Path) -> None:
+def test_demo_source_pages_at_1000_rows_through_emulator_and_sdk(tmp_path: Path) -> None:
     """2,500 Arc machines come back as pages of 1,000, 1,000 and 500, in id order, none lost or repeated."""
     from hotpatch_audit.argtables import create_arg_tables
     from hotpatch_audit.catalog import load_queries
-    from hotpatch_audit.sources import DuckDBKqlSource
+    from hotpatch_audit.sources import EmulatedDemoSource
 
     db = tmp_path / "arg.duckdb"
     con = duckdb.connect(str(db))
     create_arg_tables(con)
     con.execute(
         "INSERT INTO resources (id, name, type, subscriptionId, resourceGroup, properties)"
-        " SELECT '/subscriptions/s/resourceGroups/RG/providers/Microsoft.HybridCompute/machines/m' || lpad(i::VARCHAR, 5, '0'),"
+        " SELECT '/subscriptions/s/resourceGroups/RG/providers/Microsoft.HybridCompute/machines/m'"
+        " || lpad(i::VARCHAR, 5, '0'),"
         " 'm' || i, 'microsoft.hybridcompute/machines', 's', 'rg', '{\"status\": \"Connected\"}'::JSON"
         " FROM range(2500) t(i)")
     con.close()
     spec = next(s for s in load_queries(Path(__file__).resolve().parents[1]) if s.name == "arc_machines")
-    pages = list(DuckDBKqlSource(db, Scope("demo")).pages(spec))
+    source = EmulatedDemoSource(db, Scope("demo"), as_of=datetime(2026, 11, 25, 3, tzinfo=UTC),
+                                cert_dir=tmp_path / "tls")
+    try:
+        pages = list(source.pages(spec))
+    finally:
+        source.close()
     assert [p.count for p in pages] == [1000, 1000, 500]
     assert [p.skip_token is not None for p in pages] == [True, True, False]
     ids = [row["id"] for p in pages for row in json.loads(p.body)["data"]]

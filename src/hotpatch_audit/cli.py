@@ -44,6 +44,9 @@ LedgerOpt = Annotated[Path | None, typer.Option("--ledger", help="DuckDB ledger 
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Report folder [default: out/reports/<run id>]")]
 FormatOpt = Annotated[list[str] | None, typer.Option("--format", help="html, pdf, csv (repeatable) [default: all]")]
 LangOpt = Annotated[str | None, typer.Option("--lang", help="Report language: en or ja [default: en]")]
+EndpointOpt = Annotated[str | None, typer.Option(help="Resource-Graph-compatible https endpoint (emulator, proxy)")]
+CaOpt = Annotated[Path | None, typer.Option("--ca-bundle", help="CA bundle (PEM) to trust for --endpoint")]
+CloudOpt = Annotated[str | None, typer.Option(help="Azure cloud: public, china or usgov [default: public]")]
 TzOpt = Annotated[str | None, typer.Option("--tz", help="Show times in this zone, e.g. Asia/Tokyo [default: UTC]")]
 
 
@@ -118,6 +121,8 @@ def run(
     subscription: Annotated[list[str] | None, typer.Option(help="Subscription id (repeatable; arg)")] = None,
     management_group: Annotated[list[str] | None, typer.Option(help="Management group (repeatable; arg)")] = None,
     snapshot: Annotated[Path | None, typer.Option(help="Snapshot directory (source snapshot)")] = None,
+    tenant: Annotated[list[str] | None, typer.Option(help="Tenant to read whole (repeatable; arg)")] = None,
+    endpoint: EndpointOpt = None, ca_bundle: CaOpt = None, cloud: CloudOpt = None,
     as_of: Annotated[str | None, typer.Option(help="As-of time, ISO 8601 UTC [default: now]")] = None,
     machines: Annotated[int | None, typer.Option(help="Demo fleet size [default: 500]")] = None,
     on_demand: Annotated[
@@ -127,12 +132,17 @@ def run(
 ) -> None:
     """Run one audit: extract → load → audit → render.
 
+    Azure credentials come from DefaultAzureCredential (az login, managed or workload identity,
+    AZURE_* service-principal variables); Reader at the scope is enough. For an emulator or a
+    recording proxy, set HOTPATCH_AUDIT_ARG_TOKEN and pass --endpoint and --ca-bundle.
+
     Example: hotpatch-audit run --source demo --as-of 2026-11-25T03:00Z --tz Asia/Tokyo
     """
-    settings = _settings(ledger_path=ledger, formats=fmt, language=lang, timezone=tz, demo_machines=machines)
+    settings = _settings(ledger_path=ledger, formats=fmt, language=lang, timezone=tz, demo_machines=machines,
+                         arg_endpoint=endpoint, arg_ca_bundle=ca_bundle, arg_cloud=cloud)
     request = RunRequest(source=source, subscriptions=tuple(subscription or ()),
-                         management_groups=tuple(management_group or ()), as_of=_parse_as_of(as_of),
-                         snapshot_dir=snapshot, is_monthly=not on_demand)
+                         management_groups=tuple(management_group or ()), tenants=tuple(tenant or ()),
+                         as_of=_parse_as_of(as_of), snapshot_dir=snapshot, is_monthly=not on_demand)
     outcome = _run_with_progress(settings, request, render=True, out_dir=out_dir)
     _report_outcome(outcome)
     raise typer.Exit(outcome.exit_code)
@@ -181,6 +191,8 @@ def extract(
     source: Annotated[str, typer.Option(help="demo or arg")] = "demo",
     subscription: Annotated[list[str] | None, typer.Option(help="Subscription id (repeatable)")] = None,
     management_group: Annotated[list[str] | None, typer.Option(help="Management group (repeatable)")] = None,
+    tenant: Annotated[list[str] | None, typer.Option(help="Tenant to read whole (repeatable; arg)")] = None,
+    endpoint: EndpointOpt = None, ca_bundle: CaOpt = None, cloud: CloudOpt = None,
     as_of: Annotated[str | None, typer.Option(help="As-of time for the demo fleet [default: now]")] = None,
     machines: Annotated[int | None, typer.Option(help="Demo fleet size [default: 500]")] = None,
 ) -> None:
@@ -192,13 +204,20 @@ def extract(
     from hotpatch_audit.extract import extract_to_snapshot
     from hotpatch_audit.pipeline import RunContext, _scope_for, make_source
 
-    settings = _settings(demo_machines=machines)
+    settings = _settings(demo_machines=machines, arg_endpoint=endpoint, arg_ca_bundle=ca_bundle, arg_cloud=cloud)
     request = RunRequest(source=source, subscriptions=tuple(subscription or ()),
-                         management_groups=tuple(management_group or ()), as_of=_parse_as_of(as_of))
+                         management_groups=tuple(management_group or ()), tenants=tuple(tenant or ()),
+                         as_of=_parse_as_of(as_of))
     when = request.as_of or datetime.now(UTC).replace(microsecond=0)
     ctx = RunContext("extract", source, _scope_for(settings, request).key(), when, None, settings.work_dir)
-    snap = extract_to_snapshot(make_source(settings, ctx), load_queries(settings.project_root), save,
-                               as_of=when, project_root=settings.project_root)
+    reader = make_source(settings, ctx)
+    try:
+        snap = extract_to_snapshot(reader, load_queries(settings.project_root), save, as_of=when,
+                                   project_root=settings.project_root)
+    finally:
+        close = getattr(reader, "close", None)
+        if close:
+            close()
     for q in snap.queries.values():
         err.print(f"{q.name}: {q.pages} pages, {q.rows:,} rows{'' if q.complete else ' INCOMPLETE: ' + str(q.error)}")
     out.print(str(save))
@@ -268,6 +287,37 @@ def query(
     for row in rows:
         table.add_row(*("" if v is None else str(v) for v in row))
     out.print(table)
+
+
+@app.command()
+@_guard
+def emulator(
+    machines: Annotated[int | None, typer.Option(help="Demo fleet size to serve [default: 500]")] = None,
+    as_of: Annotated[str | None, typer.Option(help="The fleet's as-of time [default: latest monthly run date]")] = None,
+    db: Annotated[Path | None, typer.Option(help="Serve this DuckDB file of Resource Graph tables instead")] = None,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0 = any free port)")] = 8443,
+    token: Annotated[str, typer.Option(help="Bearer token the emulator accepts")] = "emulator-token",  # noqa: S107
+    quota: Annotated[int, typer.Option(help="Requests per identity per 5 s window (0 = no quota)")] = 15,
+    retry_after: Annotated[bool, typer.Option(help="Send Retry-After with 429 responses")] = True,
+    latency_ms: Annotated[float, typer.Option(help="Added latency per request, in ms")] = 0,
+    cert_dir: Annotated[Path | None, typer.Option(help="Where the TLS certificate and CA bundle go")] = None,
+) -> None:
+    """Serve a local Azure Resource Graph emulator over HTTPS (the demo fleet, or a DuckDB file).
+
+    Point the arg source at it with --endpoint URL --ca-bundle FILE and the static token.
+
+    Example: hotpatch-audit emulator --machines 20000 --port 8443 --latency-ms 200
+    """
+    from hotpatch_audit.emulator import serve
+    from hotpatch_audit.pipeline import demo_fleet
+
+    settings = _settings(demo_machines=machines)
+    when = _parse_as_of(as_of) or latest_monthly_as_of(date.today())
+    path = db or demo_fleet(settings, when)
+    if not path.exists():
+        raise ConfigError(f"--db {path}: no such file")
+    serve(path, port=port, token=token, quota=quota or None, retry_after=retry_after, latency_ms=latency_ms,
+          cert_dir=cert_dir or settings.path(settings.work_dir) / "emulator-tls", query_now=when, out=sys.stderr)
 
 
 @app.command()

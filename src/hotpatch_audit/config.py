@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -24,6 +24,23 @@ class Settings(BaseSettings):
     snapshot_dir: Path | None = Field(None, description="Snapshot directory for source=snapshot.")
     subscriptions: list[str] = Field(default_factory=list, description="Subscription ids in scope (arg).")
     management_groups: list[str] = Field(default_factory=list, description="Management groups in scope (arg).")
+    # Azure Resource Graph (source arg)
+    arg_cloud: Literal["public", "china", "usgov"] = Field(
+        "public", description="Azure cloud: public (management.azure.com), china or usgov.")
+    arg_endpoint: str | None = Field(
+        None, description="Resource-Graph-compatible https endpoint instead of the cloud's (emulator, proxy, "
+        "private endpoint).")
+    arg_credential_scope: str | None = Field(None, description="Token scope [default: the cloud's ARM /.default].")
+    arg_ca_bundle: Path | None = Field(None, description="CA bundle (PEM) to trust for the endpoint's TLS.")
+    arg_token: SecretStr | None = Field(
+        None, description="Static bearer token (emulators, recording proxies) instead of DefaultAzureCredential; "
+        "environment only, never logged or written.")
+    arg_tenants: list[str] = Field(default_factory=list, description="Tenants to read, each as a whole tenant.")
+    arg_batch_size: int = Field(100, description="Subscriptions per Resource Graph request.", ge=1, le=100)
+    arg_max_workers: int = Field(4, description="Queries extracted concurrently (sharing one quota).", ge=1, le=16)
+    arg_max_attempts: int = Field(6, description="Attempts per page on 429, 5xx and connection errors.", ge=1)
+    arg_max_retry_seconds: float = Field(300.0, description="Longest total wait for one page's retries.")
+    arg_read_timeout: float = Field(60.0, description="Seconds to wait for a Resource Graph response.")
     # Demo fleet
     demo_machines: int = Field(500, description="Machines in the demo fleet.", ge=1, le=200_000)
     demo_seed: int = Field(20251014, description="Seed of the demo fleet generator (same seed, same fleet).")

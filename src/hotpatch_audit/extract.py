@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from hotpatch_audit import __version__
+from hotpatch_audit.arg import run_concurrently
 from hotpatch_audit.catalog import QuerySpec
 from hotpatch_audit.errors import HotpatchAuditError, SnapshotError
 from hotpatch_audit.sources import SNAPSHOT_FORMAT, Source
@@ -74,13 +75,16 @@ def extract_to_snapshot(
 ) -> Snapshot:
     """Run each query through `source`, writing pages as they arrive; a failing query is recorded, not raised.
 
+    `on_page` may be called from several threads (sources with `max_workers` run queries concurrently).
+
     The manifest is written last, so a directory without one is a half-finished extract.
     """
     if directory.exists():
         shutil.rmtree(directory)
     directory.mkdir(parents=True)
     snap = Snapshot(directory)
-    for spec in specs:
+
+    def one(spec: QuerySpec) -> QueryResult:
         qdir = directory / spec.name
         qdir.mkdir()
         result = QueryResult(spec.name, spec.relpath(project_root), spec.sha256, started_at=_now())
@@ -106,7 +110,11 @@ def extract_to_snapshot(
         result.finished_at = _now()
         log.info("query %s: %d pages, %d rows, complete=%s", spec.name, result.pages, result.rows,
                  result.complete)
-        snap.queries[spec.name] = result
+        return result
+
+    # Independent queries run concurrently where the source allows it (arg: one shared quota).
+    results = run_concurrently(specs, one, max_workers=int(getattr(source, "max_workers", 1)))
+    snap.queries = {spec.name: results[spec.name] for spec in specs}
     manifest = {
         "format": SNAPSHOT_FORMAT,
         "source": source.name,

@@ -20,7 +20,7 @@ from hotpatch_audit.catalog import load_queries
 from hotpatch_audit.config import Settings
 from hotpatch_audit.errors import ConfigError, HotpatchAuditError
 from hotpatch_audit.extract import Snapshot, extract_to_snapshot
-from hotpatch_audit.sources import DuckDBKqlSource, Scope, SnapshotSource, Source
+from hotpatch_audit.sources import EmulatedDemoSource, Scope, SnapshotSource, Source
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class RunRequest:
     source: str = "demo"
     subscriptions: tuple[str, ...] = ()
     management_groups: tuple[str, ...] = ()
+    tenants: tuple[str, ...] = ()
     as_of: datetime | None = None
     run_id: str | None = None
     is_monthly: bool = True
@@ -118,6 +119,13 @@ def _scope_for(settings: Settings, request: RunRequest) -> Scope:
     if request.source == "arg":
         subs = list(request.subscriptions or settings.subscriptions)
         mgs = list(request.management_groups or settings.management_groups)
+        tenants = list(request.tenants or settings.arg_tenants)
+        if tenants:
+            from hotpatch_audit.arg import tenants_scope
+
+            if subs or mgs:
+                raise ConfigError("with several tenants, each tenant is read whole; drop subscriptions/groups")
+            return tenants_scope({t: Scope("tenant") for t in tenants})
         return Scope.for_azure(subs, mgs)
     raise ConfigError(f"unknown source {request.source!r} (demo, snapshot, arg)")
 
@@ -160,14 +168,15 @@ def start_run(settings: Settings, request: RunRequest) -> RunContext:
 def make_source(settings: Settings, ctx: RunContext) -> Source:
     """The data source for a run."""
     if ctx.source == "demo":
-        return DuckDBKqlSource(demo_fleet(settings, ctx.as_of), Scope.parse(ctx.scope), "demo", ctx.as_of,
-                               memory_limit=settings.duckdb_memory_limit)
+        return EmulatedDemoSource(demo_fleet(settings, ctx.as_of), Scope.parse(ctx.scope), as_of=ctx.as_of,
+                                  cert_dir=settings.path(settings.work_dir) / "emulator-tls",
+                                  max_workers=settings.arg_max_workers, memory_limit=settings.duckdb_memory_limit)
     if ctx.source == "snapshot":
         return SnapshotSource(Path(ctx.snapshot_dir or ""))
     if ctx.source == "arg":
-        from hotpatch_audit.sources import ArgSource
+        from hotpatch_audit.arg import ArgSource
 
-        return ArgSource(Scope.parse(ctx.scope))
+        return ArgSource.from_settings(settings, Scope.parse(ctx.scope))
     raise ConfigError(f"unknown source {ctx.source!r}")
 
 
@@ -203,8 +212,13 @@ def extract_stage(
     specs = load_queries(settings.project_root)
     source = make_source(settings, ctx)
     directory = save_dir or (ctx.work_dir / "snapshot")
-    snap = extract_to_snapshot(source, specs, directory, as_of=ctx.as_of, project_root=settings.project_root,
-                               on_page=on_page)
+    try:
+        snap = extract_to_snapshot(source, specs, directory, as_of=ctx.as_of, project_root=settings.project_root,
+                                   on_page=on_page)
+    finally:
+        close = getattr(source, "close", None)
+        if close:
+            close()
     return ExtractResult(directory, {n: q.rows for n, q in snap.queries.items()}, snap.complete,
                          {n: q.error for n, q in snap.queries.items() if q.error})
 

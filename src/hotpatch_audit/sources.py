@@ -1,13 +1,13 @@
 """Data sources: each answers the KQL files in queries/ with Resource-Graph-shaped pages.
 
-`demo` runs the KQL over a generated fleet with duckdb-kql, `snapshot` replays saved pages, `arg`
-asks Azure Resource Graph through the SDK. All three yield the same `Page` objects, so everything
+`demo` serves a generated fleet from the local Resource Graph emulator (duckdb-kql runs the KQL there)
+and reads it with the production `arg` client; `snapshot` replays saved pages; `arg` asks Azure
+Resource Graph through the SDK (hotpatch_audit.arg). All three yield the same `Page` objects, so everything
 downstream (snapshot files, loading, audits) is one code path.
 """
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import re
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from hotpatch_audit.catalog import QuerySpec
-from hotpatch_audit.errors import ConfigError, QueryError, SnapshotError, SourceError
+from hotpatch_audit.errors import ConfigError, SnapshotError
 
 log = logging.getLogger(__name__)
 
@@ -93,49 +93,37 @@ class Source(Protocol):
         ...
 
 
-class DuckDBKqlSource:
-    """Runs KQL over Resource Graph tables held in a DuckDB file, with duckdb-kql, paging at 1,000."""
+class EmulatedDemoSource:
+    """The demo fleet served by the local Resource Graph emulator and read by the production `arg` client.
 
-    def __init__(self, db_path: Path, scope: Scope, name: str = "demo", as_of: datetime | None = None,
+    So the built-in demo runs the code path a tenant does: KQL over HTTPS, the SDK, paging, completeness.
+    The quota is off (the demo stays fast); the manifest still says source demo with the demo's scope.
+    """
+
+    name = "demo"
+
+    def __init__(self, db_path: Path, scope: Scope, *, as_of: datetime, cert_dir: Path, max_workers: int = 4,
                  memory_limit: str = "1GB"):
-        self.db_path = db_path
-        self.memory_limit = memory_limit
+        from hotpatch_audit.arg import ArgOptions, ArgSource
+        from hotpatch_audit.emulator import ResourceGraphEmulator
+
         self.scope = scope
-        self.name = name
-        self.as_of = as_of
+        self._emulator = ResourceGraphEmulator(db_path, quota_enabled=False, cert_dir=cert_dir, query_now=as_of,
+                                               memory_limit=memory_limit)
+        url = self._emulator.start()
+        options = ArgOptions(endpoint=url, ca_bundle=self._emulator.ca_bundle, static_token=self._emulator.token,
+                             max_workers=max_workers)
+        self._arg = ArgSource(Scope("tenant"), options=options)
+        self.max_workers = self._arg.max_workers
 
     def pages(self, spec: QuerySpec) -> Iterator[Page]:
-        """Translate the KQL to DuckDB SQL and stream its rows as JSON pages."""
-        import duckdb_kql
-        from duckdb_kql.engine import schema
+        """Every page of one query, through the emulator."""
+        return self._arg.pages(spec)
 
-        from hotpatch_audit.duck import connect
-
-        con = connect(self.db_path, read_only=True, memory_limit=self.memory_limit)
-        try:
-            try:
-                sql = str(duckdb_kql.to_sql(spec.text, schema=schema(con), query_now=self.as_of))
-            except duckdb_kql.KqlError as exc:
-                raise QueryError(spec.name, f"duckdb-kql cannot run this KQL: {exc}") from exc
-            counted = con.execute(f"SELECT count(*) FROM ({sql}) q").fetchone()  # noqa: S608 (translated KQL)
-            total = int(counted[0]) if counted else 0
-            cur = con.execute(f"SELECT to_json(q)::VARCHAR FROM ({sql}) q")  # noqa: S608
-            offset = 0
-            while True:
-                rows = [r[0] for r in cur.fetchmany(PAGE_SIZE)]
-                if not rows and offset:
-                    break
-                offset += len(rows)
-                token = _skip_token(spec.sha256, offset) if offset < total else None
-                yield Page(page_body(rows, total, token), len(rows), total, token)
-                if token is None:
-                    break
-        finally:
-            con.close()
-
-
-def _skip_token(query_sha: str, offset: int) -> str:
-    return base64.urlsafe_b64encode(f"{query_sha[:16]}:{offset}".encode()).decode()
+    def close(self) -> None:
+        """Stop the client and the emulator."""
+        self._arg.close()
+        self._emulator.stop()
 
 
 class SnapshotSource:
@@ -198,56 +186,3 @@ def read_manifest(directory: Path) -> dict[str, Any]:
     if not isinstance(manifest, dict) or manifest.get("format") != SNAPSHOT_FORMAT:
         raise SnapshotError(f"{path}: not a {SNAPSHOT_FORMAT} manifest")
     return manifest
-
-
-class ArgSource:
-    """Azure Resource Graph through azure-mgmt-resourcegraph: $skipToken paging at 1,000 rows per page.
-
-    Credentials come only from azure-identity (DefaultAzureCredential unless one is given) and are
-    never logged. Throttling, retries, the emulator and multi-tenant scopes are issue #4's work.
-    """
-
-    name = "arg"
-
-    def __init__(self, scope: Scope, credential: Any = None, base_url: str | None = None):
-        self.scope = scope
-        self._credential = credential
-        self._base_url = base_url
-        self._client: Any = None
-
-    def _get_client(self) -> Any:
-        if self._client is None:
-            from azure.identity import DefaultAzureCredential
-            from azure.mgmt.resourcegraph import ResourceGraphClient
-
-            credential = self._credential or DefaultAzureCredential()
-            kwargs: dict[str, Any] = {"credential": credential}
-            if self._base_url:
-                kwargs["base_url"] = self._base_url
-            self._client = ResourceGraphClient(**kwargs)
-        return self._client
-
-    def pages(self, spec: QuerySpec) -> Iterator[Page]:
-        """Page through one query with $skipToken until none remains."""
-        from azure.core.exceptions import AzureError
-        from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
-
-        client = self._get_client()
-        token: str | None = None
-        while True:
-            request = QueryRequest(
-                subscriptions=list(self.scope.ids) if self.scope.kind == "subscriptions" else None,
-                management_groups=list(self.scope.ids) if self.scope.kind == "management_groups" else None,
-                query=spec.text,
-                options=QueryRequestOptions(top=PAGE_SIZE, skip_token=token, result_format="objectArray"),
-            )
-            try:
-                resp = client.resources(query=request)
-            except AzureError as exc:
-                raise SourceError(f"Resource Graph query {spec.name} failed: {exc}") from exc
-            rows = [json.dumps(r, separators=(",", ":")) for r in (resp.data or [])]
-            token = resp.skip_token
-            yield Page(page_body(rows, int(resp.total_records or 0), token), len(rows),
-                       int(resp.total_records or 0), token)
-            if not token:
-                break
