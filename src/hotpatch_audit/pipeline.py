@@ -18,7 +18,7 @@ import duckdb
 from hotpatch_audit import __version__
 from hotpatch_audit.catalog import load_queries
 from hotpatch_audit.config import Settings
-from hotpatch_audit.errors import ConfigError, HotpatchAuditError
+from hotpatch_audit.errors import ConfigError, HotpatchAuditError, SourceError
 from hotpatch_audit.extract import Snapshot, extract_to_snapshot
 from hotpatch_audit.sources import EmulatedDemoSource, Scope, SnapshotSource, Source
 
@@ -219,8 +219,12 @@ def extract_stage(
         close = getattr(source, "close", None)
         if close:
             close()
-    return ExtractResult(directory, {n: q.rows for n, q in snap.queries.items()}, snap.complete,
-                         {n: q.error for n, q in snap.queries.items() if q.error})
+    errors = {n: q.error for n, q in snap.queries.items() if q.error}
+    if snap.queries and len(errors) == len(snap.queries):
+        # Nothing was collected (bad credentials, wrong endpoint, no access): a failed run, not a partial one.
+        first = next(iter(errors.values()))
+        raise SourceError(f"every query failed; the first: {first}")
+    return ExtractResult(directory, {n: q.rows for n, q in snap.queries.items()}, snap.complete, errors)
 
 
 def load_stage(settings: Settings, ctx: RunContext, extracted: ExtractResult) -> LoadResult:
