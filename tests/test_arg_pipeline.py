@@ -38,8 +38,10 @@ def _expected_counts(db: Path) -> dict[str, int]:
         con.close()
 
 
-def _cli_run(emu: ResourceGraphEmulator, tmp_path: Path, as_of: str, *extra: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "HOTPATCH_AUDIT_ARG_TOKEN": emu.token, "HOTPATCH_AUDIT_LEDGER_PATH": str(tmp_path / "l.duckdb"),
+def _cli_run(emu: ResourceGraphEmulator, tmp_path: Path, as_of: str,
+             *extra: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HOTPATCH_AUDIT_ARG_TOKEN": emu.token,
+           "HOTPATCH_AUDIT_LEDGER_PATH": str(tmp_path / "l.duckdb"),
            "HOTPATCH_AUDIT_WORK_DIR": str(tmp_path / "work"), "HOTPATCH_AUDIT_ARG_MAX_RETRY_SECONDS": "60"}
     return subprocess.run(
         [sys.executable, "-m", "hotpatch_audit.cli", "run", "--source", "arg", "--endpoint", emu.url, "--ca-bundle",
@@ -82,7 +84,8 @@ def test_cli_reads_every_row_once_under_faults(rg_fleet_db: Path, tmp_path: Path
     assert emu.token not in result.stderr + result.stdout
 
 
-def test_unrecoverable_failure_marks_run_incomplete_and_keeps_previous_run(rg_fleet_db: Path, tmp_path: Path) -> None:
+def test_unrecoverable_failure_marks_run_incomplete_and_keeps_previous_run(rg_fleet_db: Path,
+                                                                           tmp_path: Path) -> None:
     with ResourceGraphEmulator(rg_fleet_db, quota_enabled=False, cert_dir=tmp_path / "tls", query_now=AS_OF) as emu:
         good = _cli_run(emu, tmp_path, "2026-10-28T03:00Z")
         assert good.returncode == 0, good.stderr

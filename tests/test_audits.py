@@ -102,7 +102,7 @@ def test_audit_case(path: Path, tmp_path: Path) -> None:
         materialize_findings(con, run_id)
     cur = con.execute("select f.*, f.machine_name as machine from audit.findings f")
     names = [d[0] for d in cur.description]
-    findings = [dict(zip(names, r)) for r in cur.fetchall()]
+    findings = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     assert {f["status"] for f in findings} <= STATUSES
     assert {f["severity"] for f in findings} <= SEVERITIES
     default_run = run_ids[-1]
@@ -116,20 +116,20 @@ def test_audit_case(path: Path, tmp_path: Path) -> None:
         assert not hits, f"unexpected {[(f['code'], f['month'], f['status'], f['reason']) for f in hits]}"
     cur = con.execute("select *, machine_name as machine from audit.machine_months")
     names = [d[0] for d in cur.description]
-    months = [dict(zip(names, r)) for r in cur.fetchall()]
+    months = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     assert {m["outcome"] for m in months} <= OUTCOMES
     for want in case.get("expect_months", []):
         want = {"run_id": default_run, **want}
         assert [m for m in months if _matches(m, want)], f"expected {want}; got {[(m['month'], m['outcome'], m['cause_kbs']) for m in months if m['machine'] == want.get('machine') and m['run_id'] == want['run_id']]}"
     cur = con.execute("select *, machine_name as machine from audit.readiness")
     names = [d[0] for d in cur.description]
-    ready = [dict(zip(names, r)) for r in cur.fetchall()]
+    ready = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     for want in case.get("expect_readiness", []):
         want = {"run_id": default_run, **want}
         assert [r for r in ready if _matches(r, want)], f"expected {want}; got {[(r['machine'], r['first_failing_gate'], r['gate_code']) for r in ready]}"
     cur = con.execute("select *, machine_name as machine from core.machines")
     names = [d[0] for d in cur.description]
-    machines = [dict(zip(names, r)) for r in cur.fetchall()]
+    machines = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     for want in case.get("expect_machines", []):
         want = {"run_id": default_run, **want}
         assert [m for m in machines if _matches(m, want)], f"expected {want}; got {[(m['machine'], m['hotpatch_status'], m['owner']) for m in machines]}"

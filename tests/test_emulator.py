@@ -25,8 +25,6 @@ from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
 
 from tests.emulator_fixture import EMULATOR_TOKEN, fleet_subscriptions, make_client
 
-
-
 RESOURCES_BY_ID = "resources | order by id asc"
 IDS = "resources | project id, subscriptionId | order by id asc"
 INSTALLS = "patchinstallationresources | project id, subscriptionId, properties | order by id asc"
