@@ -6,8 +6,14 @@ from pathlib import Path
 
 import duckdb
 import pytest
+import typer
+from click.testing import Result
+from typer.testing import CliRunner
 
-from hotpatch_audit.analyze import apply_sql, calendar_version, validate_calendar
+from hotpatch_audit.analyze import apply_sql, calendar_version, load_calendar, validate_calendar
+from hotpatch_audit.calendar import calendar_rows
+from hotpatch_audit.cli_calendar import calendar_app
+from hotpatch_audit.errors import ConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 CALENDAR = ROOT / "data" / "release_calendar.csv"
@@ -56,3 +62,168 @@ def test_calendar_months_grid(tmp_path: Path) -> None:
         "select count(*) from ref.calendar where kind = 'licence_expiry' and applies_to = 'arc'"
         " and months_lost = '2025-11..2025-12'").fetchone()
     assert expiry == 1
+
+
+# --- validator messages name file, line and field ---------------------------------------------------
+
+@pytest.mark.parametrize("bad_rows, message", [
+    (GOOD + "ws2025,2025-11,unplanned_baseline,KB1,26100.7100,2025-11-20,all,reboot,,,RI,https://x,true,\n",
+     ":4 (ws2025 2025-11 unplanned_baseline): duplicate month"),
+    (GOOD + "ws2030,2025-12,hotpatch,KB1,,,all,,,,RI,https://x,false,\n", ":4 (ws2030 2025-12 hotpatch): field track"),
+    (GOOD + "ws2025,2025-13,hotpatch,KB1,,,all,,,,RI,https://x,false,\n", "field month: '2025-13' is not YYYY-MM"),
+    (GOOD + "ws2025,2025-12,hotpatch,KB1,,2025-12-32,all,,,,RI,https://x,false,\n", "field release_date"),
+    (GOOD + "ws2025,2025-12,hotpatch,KB1,,,all,,,,RI,https://x,yes,\n", "field verified: must be true or false"),
+    (GOOD + "ws2025,2025-12,hotfix,KB1,,,all,,,,RI,https://x,false,\n", ":4 (ws2025 2025-12 hotfix): field kind"),
+    (GOOD + "ws2025,2025-12,hotpatch,KB1,26100.7000,,all,,,,,,true,\n", ":4 (ws2025 2025-12 hotpatch): field source"),
+    (GOOD + "ws2025,2025-12,hotpatch,KB1,26100.6000,,all,,,,RI,https://x,true,\n", ":4 (ws2025 2025-12 hotpatch): field os_build"),
+])
+def test_validator_names_file_line_and_field(tmp_path: Path, bad_rows: str, message: str) -> None:
+    path = tmp_path / "calendar.csv"
+    path.write_text(HEADER + bad_rows, encoding="utf-8")
+    problems = validate_calendar(path)
+    assert any(p.startswith(str(path)) and message in p for p in problems), problems
+
+
+def test_validator_checks_the_header(tmp_path: Path) -> None:
+    path = tmp_path / "calendar.csv"
+    path.write_text(HEADER.replace("verified", "checked") + GOOD, encoding="utf-8")
+    problems = validate_calendar(path)
+    assert f"{path}:1: missing column 'verified'" in problems and f"{path}:1: unknown column 'checked'" in problems
+
+
+# --- the local override -----------------------------------------------------------------------------
+
+NEW_MONTH = "ws2025,2026-12,hotpatch,KB5999999,26100.33600,2026-12-08,all,no_reboot,,,Update history,https://x,true,\n"
+OCT_BASELINE = "ws2025,2026-10,baseline,KB5888888,26100.33500,2026-10-13,all,reboot,,,Update history,https://x,true,\n"
+
+
+def _override(tmp_path: Path, rows: str) -> Path:
+    path = tmp_path / "override.csv"
+    path.write_text(HEADER + rows, encoding="utf-8")
+    return path
+
+
+def _ref_calendar(tmp_path: Path, override: Path | None) -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect(str(tmp_path / "l.duckdb"))
+    apply_sql(con, ROOT)
+    load_calendar(con, ROOT, override)
+    return con
+
+
+def test_override_adds_a_month(tmp_path: Path) -> None:
+    con = _ref_calendar(tmp_path, _override(tmp_path, NEW_MONTH))
+    row = con.execute("select kb, os_build, verified, rule_only from ref.calendar_months"
+                      " where track = 'ws2025' and month = '2026-12'").fetchone()
+    assert row == ("KB5999999", "26100.33600", True, False)
+    (count,) = con.execute("select count(*) from ref.calendar").fetchone() or (0,)
+    assert count == len(calendar_rows(ROOT)) + 1
+
+
+def test_override_replaces_a_rule_only_month(tmp_path: Path) -> None:
+    con = _ref_calendar(tmp_path, _override(tmp_path, OCT_BASELINE))
+    rows = con.execute("select kind, kb, verified from ref.calendar where track = 'ws2025' and month = '2026-10'"
+                       " order by kind").fetchall()
+    assert rows == [("baseline", "KB5888888", True)]
+    (count,) = con.execute("select count(*) from ref.calendar").fetchone() or (0,)
+    assert count == len(calendar_rows(ROOT))
+
+
+def test_override_can_change_a_months_kind(tmp_path: Path) -> None:
+    unplanned = "ws2025,2026-11,unplanned_baseline,KB5777777,26100.33550,2026-11-10,all,reboot,,,S,https://x,true,\n"
+    rows = calendar_rows(ROOT, _override(tmp_path, unplanned))
+    assert [(r.get("kind"), r.get("kb")) for r in rows if r.key == ("ws2025", "2026-11")] == \
+        [("unplanned_baseline", "KB5777777")]
+
+
+@pytest.mark.parametrize("rows, message", [
+    ("ws2025,2026-12,hotfix,KB1,,,all,,,,RI,https://x,false,\n", "override.csv:2 (ws2025 2026-12 hotfix): field kind"),
+    (NEW_MONTH + NEW_MONTH, "override.csv:3 (ws2025 2026-12 hotpatch): duplicate month"),
+    # May 2026's hotpatch below the shipped April 2026 baseline (26100.32690): caught after the merge
+    ("ws2025,2026-05,hotpatch,KB5087423,26100.100,2026-05-12,all,no_reboot,,,RI,https://x,true,\n",
+     "override.csv:2 (ws2025 2026-05 hotpatch): field os_build: hotpatch build 26100.100 is not above its baseline"),
+])
+def test_bad_override_is_refused(tmp_path: Path, rows: str, message: str) -> None:
+    with pytest.raises(ConfigError, match="calendar override .* refused") as info:
+        calendar_rows(ROOT, _override(tmp_path, rows))
+    assert message in str(info.value)
+
+
+def test_missing_override_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        calendar_rows(ROOT, tmp_path / "nope.csv")
+    with pytest.raises(ConfigError, match="cannot read"):
+        calendar_version(ROOT, tmp_path / "nope.csv")
+
+
+def test_version_covers_the_override(tmp_path: Path) -> None:
+    assert calendar_version(ROOT, None) == calendar_version(ROOT)
+    one = calendar_version(ROOT, _override(tmp_path, NEW_MONTH))
+    two = calendar_version(ROOT, _override(tmp_path, OCT_BASELINE))
+    assert len({calendar_version(ROOT), one, two}) == 3
+
+
+# --- the CLI ----------------------------------------------------------------------------------------
+
+def _cli(*args: str) -> Result:
+    app = typer.Typer(rich_markup_mode=None)
+    app.command("noop")(lambda: None)  # a group, as in the real CLI
+    app.add_typer(calendar_app, name="calendar")
+    return CliRunner().invoke(app, ["calendar", *args])
+
+
+def test_cli_calendar_prints_version_and_rows() -> None:
+    result = _cli()
+    assert result.exit_code == 0, result.output
+    assert f"calendar version {calendar_version(ROOT)}" in result.output
+    csv_result = _cli("--output", "csv")
+    assert csv_result.exit_code == 0
+    assert "ws2025,2025-10,oob_lcu,KB5070881,26100.6905,2025-10-23,true," in csv_result.stdout
+    assert "calendar version" not in csv_result.stdout  # on stderr, so the CSV stays clean
+
+
+def test_cli_calendar_with_override(tmp_path: Path) -> None:
+    path = _override(tmp_path, NEW_MONTH)
+    result = _cli("--override", str(path), "-o", "csv")
+    assert result.exit_code == 0
+    assert "ws2025,2026-12,hotpatch,KB5999999" in result.stdout
+    assert calendar_version(ROOT, path) in result.stderr
+
+
+def test_cli_check_lists_months_to_verify(tmp_path: Path) -> None:
+    result = _cli("check", "--months", "12", "--end", "2026-11", "-o", "csv")
+    assert result.exit_code == 0, result.output
+    listed = {tuple(line.split(",")[:4]) for line in result.stdout.splitlines()[1:]}
+    assert ("ws2025", "2026-10", "baseline", "no KB") in listed
+    assert ("ws2025", "2026-11", "hotpatch", "no KB") in listed
+    assert ("ws2022-azure-edition", "2026-11", "hotpatch", "no KB") in listed
+    assert not any(m[1] in ("2025-12", "2026-08") and m[0] == "ws2025" for m in listed)  # rows with a KB
+    table = _cli("check", "--from", "2026-10", "--to", "2026-11")
+    assert table.exit_code == 0 and "2026-10" in table.stdout and "Months to verify" in table.stdout
+    # once the override gives October's KB, October drops off the list
+    fixed = _cli("check", "--from", "2026-10", "--to", "2026-11", "-o", "csv",
+                 "--override", str(_override(tmp_path, OCT_BASELINE)))
+    assert "ws2025,2026-10" not in fixed.stdout and "ws2025,2026-11" in fixed.stdout
+
+
+def test_cli_check_marks_months_without_a_row_rule_only() -> None:
+    result = _cli("check", "--from", "2027-01", "--to", "2027-02", "-o", "csv")
+    assert result.exit_code == 0
+    assert "ws2025,2027-01,baseline,rule only," in result.stdout
+    assert "ws2022-azure-edition,2027-02,hotpatch,rule only," in result.stdout
+
+
+def test_cli_check_default_period_and_usage_errors(tmp_path: Path) -> None:
+    assert _cli("check").exit_code == 0
+    assert _cli("check", "--from", "2026-01", "--months", "3").exit_code == 2
+    assert _cli("check", "--end", "2026-13").exit_code == 2
+    assert _cli("check", "--from", "2026-11", "--to", "2026-01").exit_code == 2
+    assert _cli("check", "-o", "json").exit_code == 2
+    bad = _cli("--override", str(_override(tmp_path, "ws2025,2026-12,hotfix,,,,all,,,,,,false,\n")))
+    assert bad.exit_code == 2 and "field kind" in bad.stderr
+
+
+@pytest.mark.parametrize("args", [[], ["check"]])
+def test_cli_calendar_help_has_an_example(args: list[str]) -> None:
+    result = _cli(*args, "--help")
+    assert result.exit_code == 0
+    assert "Example: hotpatch-audit calendar" + (" check" if args else "") in " ".join(result.output.split())

@@ -15,6 +15,7 @@ from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeEl
 from rich.table import Table
 
 from hotpatch_audit import __version__
+from hotpatch_audit.cli_calendar import calendar_app
 from hotpatch_audit.config import Settings
 from hotpatch_audit.errors import ConfigError, HotpatchAuditError, LedgerError
 from hotpatch_audit.pipeline import (
@@ -318,6 +319,9 @@ def emulator(
         raise ConfigError(f"--db {path}: no such file")
     serve(path, port=port, token=token, quota=quota or None, retry_after=retry_after, latency_ms=latency_ms,
           cert_dir=cert_dir or settings.path(settings.work_dir) / "emulator-tls", query_now=when, out=sys.stderr)
+
+
+app.add_typer(calendar_app, name="calendar")
 
 
 @app.command()

@@ -52,6 +52,10 @@ class Settings(BaseSettings):
     downtime_minutes_per_reboot: int = Field(15, description="Downtime counted per reboot avoided.")
     period_months: int = Field(12, description="Reporting period: months up to and including the as-of month.")
     billing_cores: Literal["physical", "logical"] = Field("physical", description="Cores counted for Arc billing.")
+    calendar_override_path: Path | None = Field(
+        None, description="Local calendar CSV (same columns as data/release_calendar.csv) whose rows replace shipped "
+        "rows of the same track and month (events: same track, month, kind, KB) or add new ones; validated, and "
+        "covered by the calendar version.")
     # Reports
     timezone: str = Field("UTC", description="Zone in which reports show times (IANA name, e.g. Asia/Tokyo).")
     language: Literal["en", "ja"] = Field("en", description="Report language.")

@@ -98,38 +98,43 @@ def _connect(ledger: Path, read_only: bool, timeout: float, memory_limit: str) -
 def open_writer(
     ledger: Path, project_root: Path, *, timeout: float = 600.0, holder: str = "",
     on_wait: Callable[[str], None] | None = None, memory_limit: str = DEFAULT_MEMORY_LIMIT,
+    calendar_override: Path | None = None,
 ) -> Iterator[duckdb.DuckDBPyConnection]:
     """Exclusive, read-write connection with the schema and views applied."""
     with ledger_lock(ledger, exclusive=True, timeout=timeout, on_wait=on_wait, holder=holder):
         con = _connect(ledger, read_only=False, timeout=timeout, memory_limit=memory_limit)
         try:
-            ensure_schema(con, project_root)
+            ensure_schema(con, project_root, calendar_override)
             yield con
         finally:
             con.close()
 
 
-def sql_fingerprint(project_root: Path) -> str:
-    """SHA-256 over every file that defines the ledger (sql/, data/), so unchanged definitions are not re-applied."""
+def sql_fingerprint(project_root: Path, calendar_override: Path | None = None) -> str:
+    """SHA-256 over every file that defines the ledger (sql/, data/, the calendar override), so unchanged
+    definitions are not re-applied."""
     digest = hashlib.sha256()
     for path in sorted([*(project_root / "sql").rglob("*.sql"), *(project_root / "data").rglob("*.csv")]):
         digest.update(path.relative_to(project_root).as_posix().encode())
         digest.update(path.read_bytes())
+    if calendar_override is not None and calendar_override.exists():
+        digest.update(b"override")
+        digest.update(calendar_override.read_bytes())
     return digest.hexdigest()
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection, project_root: Path) -> None:
+def ensure_schema(con: duckdb.DuckDBPyConnection, project_root: Path, calendar_override: Path | None = None) -> None:
     """Apply sql/ and the reference data when they changed since the ledger last saw them."""
     from hotpatch_audit.analyze import apply_sql, materialize_run
 
-    fingerprint = sql_fingerprint(project_root)
+    fingerprint = sql_fingerprint(project_root, calendar_override)
     try:
         row = con.execute("SELECT fingerprint FROM meta.schema_state").fetchone()
     except duckdb.CatalogException:
         row = None
     if row and row[0] == fingerprint:
         return
-    apply_sql(con, project_root)
+    apply_sql(con, project_root, calendar_override)
     # Definitions changed: rebuild the per-run materialized views of every good run (findings stay as judged).
     for (run_id,) in con.execute(
         "SELECT run_id FROM meta.runs WHERE status IN ('succeeded', 'incomplete') ORDER BY as_of"

@@ -135,7 +135,13 @@ def _writer(settings: Settings, holder: str) -> AbstractContextManager[duckdb.Du
     from hotpatch_audit.ledger import open_writer
 
     return open_writer(settings.path(settings.ledger_path), settings.project_root,
-                       timeout=settings.lock_timeout_seconds, memory_limit=settings.duckdb_memory_limit, holder=holder)
+                       timeout=settings.lock_timeout_seconds, memory_limit=settings.duckdb_memory_limit, holder=holder,
+                       calendar_override=calendar_override(settings))
+
+
+def calendar_override(settings: Settings) -> Path | None:
+    """The local calendar override file, if one is set."""
+    return settings.path(settings.calendar_override_path) if settings.calendar_override_path else None
 
 
 def start_run(settings: Settings, request: RunRequest) -> RunContext:
@@ -157,7 +163,8 @@ def start_run(settings: Settings, request: RunRequest) -> RunContext:
     with _writer(settings, f"run {run_id}") as con:
         register_run(
             con, run_id=run_id, scope=scope.key(), as_of=as_of, source=request.source,
-            tool_version=__version__, calendar_version=calendar_version(settings.project_root),
+            tool_version=__version__,
+            calendar_version=calendar_version(settings.project_root, calendar_override(settings)),
             is_monthly=request.is_monthly, settings=settings.audit_rules(),
         )
     log.info("run %s registered: source=%s scope=%s as_of=%s", run_id, request.source, scope.key(), as_of)
@@ -274,7 +281,7 @@ def refresh_definitions(settings: Settings) -> None:
             row = con.execute("SELECT fingerprint FROM meta.schema_state").fetchone()
         except duckdb.CatalogException:
             row = None
-    if row and row[0] == sql_fingerprint(settings.project_root):
+    if row and row[0] == sql_fingerprint(settings.project_root, calendar_override(settings)):
         return
     with _writer(settings, "report (applying new definitions)"):
         pass
