@@ -1,0 +1,80 @@
+"""`hotpatch-audit import-facts FILE`: load a guest-facts inventory (CSV or JSON) into the ledger.
+
+The lead's cli.py registers it: ``app.command("import-facts")(import_facts)``. It carries its own
+error guard (same mapping as cli._guard: bad file or setting → 2, any other failure → 3) so this
+module does not import cli.py.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from hotpatch_audit.config import Settings
+from hotpatch_audit.errors import ConfigError, HotpatchAuditError
+from hotpatch_audit.guest_facts import import_facts_file, read_facts_file
+from hotpatch_audit.pipeline import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+
+err = Console(stderr=True)
+out = Console()
+
+
+def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Bad file or setting → exit 2, other expected failure → exit 3, each with one clear message."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ConfigError as exc:
+            err.print(f"[red]usage error:[/red] {exc}", markup=True, highlight=False)
+            raise typer.Exit(EXIT_USAGE) from None
+        except HotpatchAuditError as exc:
+            err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            raise typer.Exit(EXIT_FAILED) from None
+
+    return wrapper
+
+
+@_guarded
+def import_facts(
+    file: Annotated[Path, typer.Argument(help="Guest facts: CSV, JSON array of objects, or NDJSON")],
+    ledger: Annotated[
+        Path | None, typer.Option("--ledger", help="DuckDB ledger file [default: out/ledger.duckdb]")
+    ] = None,
+    check: Annotated[
+        bool, typer.Option("--check", help="Validate the file only; do not open the ledger")
+    ] = False,
+) -> None:
+    """Import guest facts (VBS, Windows Update policy, Hyper-V / WSL 2, firmware) from any collector.
+
+    The file (collector/Get-HotpatchGuestFacts.ps1 writes it) is validated row by row: machine_id
+    (ARM id of a VM or Arc machine) and collected_at (ISO 8601 UTC) are required, every other column
+    is a key of docs/guest-facts.md; unknown columns are refused. A bad file is refused whole, with
+    file, line and field named, and the ledger untouched; the same content is imported once. Runs
+    audited from now on use the freshest facts collected at or before their as-of time.
+
+    Example: hotpatch-audit import-facts facts.csv
+    """
+    if check:
+        facts = read_facts_file(file)
+        err.print(f"{file}: {len(facts.rows):,} valid rows ({facts.fmt})", highlight=False)
+        raise typer.Exit(EXIT_OK)
+    try:
+        overrides: dict[str, Any] = {"ledger_path": ledger} if ledger is not None else {}
+        settings = Settings(**overrides)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    result = import_facts_file(settings, file, on_wait=lambda msg: err.print(msg, highlight=False))
+    if result.already_imported:
+        err.print(f"{file}: already imported on {result.imported_at:%Y-%m-%d %H:%M} UTC "
+                  f"(import {result.import_id[:12]}); nothing changed", highlight=False)
+    else:
+        err.print(f"{file}: imported {result.rows:,} rows (import {result.import_id[:12]}) into "
+                  f"{settings.path(settings.ledger_path)}; the next audit run uses them", highlight=False)
+    raise typer.Exit(EXIT_OK)
