@@ -32,7 +32,8 @@ def test_every_ledger_table_and_view_is_described() -> None:
     assert "(no description)" not in text
 
 
-@pytest.mark.parametrize("command", ["run", "demo", "extract", "report", "query", "emulator", "calendar", "version"])
+@pytest.mark.parametrize("command", ["run", "demo", "extract", "report", "query", "emulator", "calendar", "diff",
+                                     "import-facts", "version"])
 def test_every_command_has_help_with_an_example(command: str) -> None:
     result = CliRunner().invoke(app, [command, "--help"])
     assert result.exit_code == 0

@@ -16,6 +16,8 @@ from rich.table import Table
 
 from hotpatch_audit import __version__
 from hotpatch_audit.cli_calendar import calendar_app
+from hotpatch_audit.cli_diff import diff as _diff
+from hotpatch_audit.cli_facts import import_facts
 from hotpatch_audit.config import Settings
 from hotpatch_audit.errors import ConfigError, HotpatchAuditError, LedgerError
 from hotpatch_audit.pipeline import (
@@ -322,6 +324,8 @@ def emulator(
 
 
 app.add_typer(calendar_app, name="calendar")
+app.command("diff")(_guard(_diff))
+app.command("import-facts")(import_facts)
 
 
 @app.command()

@@ -139,6 +139,16 @@ class ReportContext:
     )
     settings_used: list[Row] = field(metadata=_help("meta.settings rows of the run (key, value)."))
     sections: list[SectionContext] = field(metadata=_help("One SectionContext per audit, in report order."))
+    changes: list[Row] = field(
+        metadata=_help(
+            "report.finding_changes_counts rows, one per audit: new, regressed, still_open, fixed, unknown, "
+            "waived since previous_run_id (null: first monthly run, nothing to compare)."
+        )
+    )
+    change_items: list[Row] = field(
+        metadata=_help("report.finding_changes_items rows: new and regressed findings, capped.")
+    )
+    change_items_total: int = field(metadata=_help("All new and regressed findings of the run (before the cap)."))
     csv_name: str = field(metadata=_help("File name of the findings CSV the report points to."))
 
 
@@ -265,6 +275,8 @@ class _RunData:
     queries_incomplete: list[Row]
     settings_used: list[Row]
     sections: list[SectionContext]
+    changes: list[Row]
+    change_items: list[Row]
 
 
 def _check_views(con: duckdb.DuckDBPyConnection, project_root: Path) -> None:
@@ -352,6 +364,12 @@ def _read_run(con: duckdb.DuckDBPyConnection, run_id: str, cap: int) -> _RunData
         ),
         settings_used=_rows(con, "select key, value from meta.settings where run_id = $1 order by key", p),
         sections=sections,
+        changes=_rows(con, "select * from report.finding_changes_counts where run_id = $1 order by audit_order", p),
+        change_items=_rows(
+            con,
+            "select * from report.finding_changes_items where run_id = $1 and item_rank <= $2 order by item_rank",
+            [run_id, cap],
+        ),
     )
 
 
@@ -437,6 +455,9 @@ def _context(
         queries_incomplete=data.queries_incomplete,
         settings_used=data.settings_used,
         sections=sections,
+        changes=data.changes,
+        change_items=data.change_items[:cap],
+        change_items_total=int(data.change_items[0]["items_total"]) if data.change_items else 0,
         csv_name="findings.csv",
     )
 
