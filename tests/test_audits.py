@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +13,7 @@ import pytest
 import yaml
 
 from hotpatch_audit.analyze import apply_sql, materialize_findings
+from hotpatch_audit.waivers import WaiverFile, load_waivers
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = sorted((ROOT / "tests" / "cases").glob("*/*.yaml"))
@@ -88,18 +91,69 @@ def load_case(con: duckdb.DuckDBPyConnection, case: dict[str, Any]) -> list[str]
     return [r["run_id"] for r in runs]
 
 
+EXACT_KEYS = ("audit", "code", "status", "machine", "month")
+
+
+@pytest.fixture(scope="module")
+def template_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The schema and views applied once; each case copies this file (apply_sql per case is slow)."""
+    path = tmp_path_factory.mktemp("template") / "ledger.duckdb"
+    con = duckdb.connect(str(path))
+    apply_sql(con, ROOT)
+    con.close()
+    return path
+
+
+def _check_case_shape(path: Path, case: dict[str, Any]) -> None:
+    """Every case file says in one line what it proves, and every expectation names the exact finding."""
+    proves = case.get("proves")
+    assert isinstance(proves, str) and proves.strip() and "\n" not in proves.strip(), f"{path.name}: needs a one-line `proves:`"
+    assert case.get("expect"), f"{path.name}: needs at least one `expect:` finding"
+    for want in case["expect"]:
+        missing = [k for k in EXACT_KEYS if k not in want]
+        assert not missing, f"{path.name}: expectation {want} lacks {missing} (use month: null for findings without a month)"
+
+
 def _matches(row: dict[str, Any], want: dict[str, Any]) -> bool:
-    return all(str(row.get(k)) == str(v) for k, v in want.items())
+    """Exact match per key; `reason_contains` / `evidence_contains` match a substring of that column."""
+    return all(str(v) in str(row.get(k[: -len("_contains")])) if k.endswith("_contains") else str(row.get(k)) == str(v)
+               for k, v in want.items())
 
 
 @pytest.mark.parametrize("path", CASES, ids=lambda p: f"{p.parent.name}/{p.stem}")
-def test_audit_case(path: Path, tmp_path: Path) -> None:
+def test_audit_case(path: Path, tmp_path: Path, template_ledger: Path) -> None:
     case = yaml.safe_load(path.read_text(encoding="utf-8"))
-    con = duckdb.connect(str(tmp_path / "ledger.duckdb"))
-    apply_sql(con, ROOT)
+    _check_case_shape(path, case)
+    ledger = tmp_path / "ledger.duckdb"
+    shutil.copyfile(template_ledger, ledger)
+    con = duckdb.connect(str(ledger))
+    xfail_reason = case.get("xfail_reason")
+    if not xfail_reason:
+        _run_case(con, case)
+        return
+    # a known product bug: the case asserts the correct behaviour; xfail while it fails, error when it passes
+    try:
+        _run_case(con, case)
+    except AssertionError as exc:
+        pytest.xfail(f"{xfail_reason} ({str(exc).splitlines()[0][:300]})")
+    pytest.fail(f"case passes now: remove xfail_reason ({xfail_reason})")
+
+
+def _case_waivers(case: dict[str, Any]) -> WaiverFile | None:
+    """A case's `waivers:` list, written to a file and loaded as the pipeline would (None: no waiver file)."""
+    if "waivers" not in case:
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "waivers.yaml"
+        path.write_text(yaml.safe_dump(case["waivers"]), encoding="utf-8")
+        return load_waivers(path)
+
+
+def _run_case(con: duckdb.DuckDBPyConnection, case: dict[str, Any]) -> None:
     run_ids = load_case(con, case)
+    waivers = _case_waivers(case)
     for run_id in run_ids:
-        materialize_findings(con, run_id)
+        materialize_findings(con, run_id, waivers)
     cur = con.execute("select f.*, f.machine_name as machine from audit.findings f")
     names = [d[0] for d in cur.description]
     findings = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
