@@ -184,3 +184,22 @@ comment on column raw.imported_guest_facts.wsl2 is 'Wsl2 enabled (0/1).';
 comment on column raw.imported_guest_facts.firmware_type is 'FirmwareType: UEFI or BIOS.';
 comment on column raw.imported_guest_facts.secure_boot is 'SecureBoot on (0/1).';
 comment on column raw.imported_guest_facts.imported_at is 'When the file was imported (UTC).';
+
+-- Waivers a run applied (hotpatch_audit.waivers, docs/waivers.md).
+create table if not exists meta.waivers (
+    run_id        varchar not null,
+    waiver_id     varchar not null,
+    audit         varchar not null,
+    code          varchar not null,
+    scope_kind    varchar not null check (scope_kind in ('machine_id', 'resource_group', 'subscription_id', 'tag')),
+    scope_key     varchar,
+    scope_value   varchar not null,
+    months        varchar[],
+    justification varchar not null,
+    approver      varchar not null,
+    expires       date not null,
+    machines_matched integer,
+    file_path     varchar not null,
+    file_sha256   varchar not null
+);
+comment on table meta.waivers is 'The waivers each run applied, one row per run and waiver, as read from the waiver file (file_path, file_sha256) at audit time: audit and code (matched literally), scope (scope_kind machine_id | resource_group (subscription_id/resource_group) | subscription_id | tag (scope_key = scope_value)), months (null: every month and month-less findings), justification, approver, expires (active while expires >= the run''s as-of date), machines_matched (machines of the run its scope matched when applied; 0 is a warning).';

@@ -16,6 +16,9 @@ create table if not exists audit.findings (
     severity        varchar not null check (severity in ('critical', 'high', 'medium', 'low', 'info')),
     reason          varchar,
     remediation     varchar,
-    evidence        json
+    evidence        json,
+    waiver_id       varchar
 );
-comment on table audit.findings is 'Findings of every audit, materialized per run from audit.all_findings (delete + insert for the run). finding_id = md5(audit|code|machine_id|month) is stable across runs, so diffs between runs are a join.';
+-- Ledgers created before waivers existed gain the column.
+alter table audit.findings add column if not exists waiver_id varchar;
+comment on table audit.findings is 'Findings of every audit, materialized per run from audit.all_findings (delete + insert for the run). finding_id = md5(audit|code|machine_id|month) is stable across runs, so diffs between runs are a join. waiver_id: the waiver that waived the finding (status waived), or the expired waiver a waiver_expired finding reports.';

@@ -12,7 +12,8 @@ settings as (
         max(case when key = 'pending_max_days' then try_cast(value as integer) end) as pending_max_days,
         max(case when key = 'downtime_minutes_per_reboot' then try_cast(value as integer) end) as downtime_minutes_per_reboot,
         max(case when key = 'period_months' then try_cast(value as integer) end) as period_months,
-        max(case when key = 'billing_cores' then lower(value) end) as billing_cores
+        max(case when key = 'billing_cores' then lower(value) end) as billing_cores,
+        max(case when key = 'owner_tag' then nullif(trim(value), '') end) as owner_tag
     from meta.settings
     group by run_id
 ),
@@ -25,7 +26,8 @@ with_defaults as (
         coalesce(s.pending_max_days, 7) as pending_max_days,
         coalesce(s.downtime_minutes_per_reboot, 15) as downtime_minutes_per_reboot,
         greatest(coalesce(s.period_months, 12), 1) as period_months,
-        coalesce(s.billing_cores, 'physical') as billing_cores
+        coalesce(s.billing_cores, 'physical') as billing_cores,
+        coalesce(s.owner_tag, 'owner') as owner_tag
     from runs r
     left join settings s using (run_id)
 )
@@ -34,4 +36,4 @@ select
     strftime(as_of, '%Y-%m') as as_of_month,
     cast(date_trunc('month', as_of) - to_months(period_months - 1) as date) as period_start
 from with_defaults;
-comment on view core.run_settings is 'One row per run: scope, as_of and the audit rules it was judged with (meta.settings, with the documented defaults where a key is missing), plus the reporting period (period_months months up to and including the as-of month).';
+comment on view core.run_settings is 'One row per run: scope, as_of and the audit rules it was judged with (meta.settings, owner_tag included, with the documented defaults where a key is missing), plus the reporting period (period_months months up to and including the as-of month).';

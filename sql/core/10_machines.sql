@@ -1,7 +1,7 @@
 create or replace view core.machines as
 with
 runs as (
-    select run_id, billing_cores from core.run_settings
+    select run_id, billing_cores, lower(owner_tag) as owner_tag_key from core.run_settings
 ),
 images as (
     select * from ref.hotpatch_images
@@ -14,8 +14,9 @@ containers as (
         lower(coalesce(resource_group, case when lower(type) like '%/resourcegroups' then name end)) as resource_group,
         name,
         list_filter(map_entries(try_cast(json_transform(tags, '"MAP(VARCHAR, VARCHAR)"') as map(varchar, varchar))),
-            lambda e: lower(e.key) = 'owner')[1].value as owner_tag
+            lambda e: lower(e.key) = owner_tag_key)[1].value as owner_tag
     from raw.resource_containers
+    join runs using (run_id)
 ),
 subscriptions as (
     select run_id, subscription_id, any_value(name) as subscription_name, any_value(owner_tag) as owner_tag
@@ -155,7 +156,7 @@ select
     s.location,
     coalesce(
         list_filter(map_entries(try_cast(json_transform(s.tags, '"MAP(VARCHAR, VARCHAR)"') as map(varchar, varchar))),
-            lambda e: lower(e.key) = 'owner')[1].value,
+            lambda e: lower(e.key) = r.owner_tag_key)[1].value,
         rg.owner_tag, sub.owner_tag, sub.subscription_name) as owner,
     s.os_family,
     s.os_name,
@@ -194,4 +195,4 @@ left join subscriptions sub on sub.run_id = s.run_id and sub.subscription_id = l
 left join resource_groups rg
     on rg.run_id = s.run_id and rg.subscription_id = lower(s.subscription_id) and rg.resource_group = lower(s.resource_group)
 qualify row_number() over (partition by s.run_id, s.machine_id order by s.machine_kind) = 1;
-comment on view core.machines is 'One row per run and machine (Azure VM or Arc server; machine_id is the lower-cased ARM id): owner (owner tag on the machine, then resource group, then subscription, then subscription name), OS family, hotpatch track, OS build, the portal hotpatch status (audits.md mapping), hotpatch intent, agent, patch mode, image eligibility and billed cores.';
+comment on view core.machines is 'One row per run and machine (Azure VM or Arc server; machine_id is the lower-cased ARM id): owner (the run''s owner_tag setting, default owner, matched case-insensitively: the tag on the machine, then on its resource group, then on its subscription, then the subscription name), OS family, hotpatch track, OS build, the portal hotpatch status (audits.md mapping), hotpatch intent, agent, patch mode, image eligibility and billed cores.';

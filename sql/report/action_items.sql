@@ -5,7 +5,7 @@
 -- Waived findings are listed apart (list_kind = 'waived'), never dropped.
 create or replace view report.action_items as
 with findings as (
-    select * from audit.findings where status <> 'pass'
+    select * from audit.findings where status <> 'pass' and (getvariable('report_owner') is null or coalesce(owner, '(no owner tag)') = getvariable('report_owner'))
 )
 
 select

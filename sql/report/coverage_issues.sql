@@ -14,7 +14,9 @@ with issues (issue, issue_order, label) as (
 
 counts as (
     select run_id, issue, count(distinct machine_id) as machines
-    from audit.coverage
+    from audit.coverage as c
+    where (getvariable('report_owner') is null or exists (select 1 from audit.readiness as r where r.run_id = c.run_id
+        and r.machine_id = c.machine_id and coalesce(r.owner, '(no owner tag)') = getvariable('report_owner')))
     group by run_id, issue
 )
 

@@ -15,19 +15,22 @@ with queries as (
 machines as (
     select run_id, count(*) filter (where os_family = 'windows') as machines_in_scope
     from core.machines
+    where (getvariable('report_owner') is null or coalesce(owner, '(no owner tag)') = getvariable('report_owner'))
     group by run_id
 ),
 
 gaps as (
     select run_id, count(distinct machine_id) as machines_with_gaps
-    from audit.coverage
+    from audit.coverage as c
+    where (getvariable('report_owner') is null or exists (select 1 from audit.readiness as r where r.run_id = c.run_id
+        and r.machine_id = c.machine_id and coalesce(r.owner, '(no owner tag)') = getvariable('report_owner')))
     group by run_id
 ),
 
 unknowns as (
     select run_id, count(*) as unknown_findings
     from audit.findings
-    where status = 'unknown'
+    where status = 'unknown' and (getvariable('report_owner') is null or coalesce(owner, '(no owner tag)') = getvariable('report_owner'))
     group by run_id
 )
 

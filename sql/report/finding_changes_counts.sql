@@ -22,6 +22,7 @@ changes as (
         count(*) filter (where change = 'unknown') as unknown,
         count(*) filter (where change = 'waived') as waived
     from audit.finding_changes_between(null, null)
+    where (getvariable('report_owner') is null or coalesce(owner, '(no owner tag)') = getvariable('report_owner'))
     group by run_id, audit
 )
 

@@ -10,7 +10,7 @@ with items as (
         case severity when 'critical' then 0 when 'high' then 1 when 'medium' then 2 when 'low' then 3 else 4 end
             as severity_rank
     from audit.finding_changes_between(null, null)
-    where change in ('new', 'regressed')
+    where change in ('new', 'regressed') and (getvariable('report_owner') is null or coalesce(owner, '(no owner tag)') = getvariable('report_owner'))
 )
 
 select

@@ -14,6 +14,7 @@ select
     count(*) as total,
     count(distinct machine_id) as machines
 from audit.findings
+where (getvariable('report_owner') is null or coalesce(owner, '(no owner tag)') = getvariable('report_owner'))
 group by run_id, audit, code;
 
 comment on view report.finding_counts is 'Per run, audit and code: findings by status (fail, warn, unknown, waived, pass), total, and distinct machines.';

@@ -24,6 +24,7 @@ counts as (
         count(*) filter (where status in ('fail', 'warn') and severity = 'info') as info,
         count(*) as total
     from audit.findings
+    where (getvariable('report_owner') is null or coalesce(owner, '(no owner tag)') = getvariable('report_owner'))
     group by run_id, audit
 )
 

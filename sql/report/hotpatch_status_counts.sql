@@ -11,7 +11,7 @@ with statuses (hotpatch_status, status_order) as (
 counts as (
     select run_id, coalesce(hotpatch_status, 'Unknown') as hotpatch_status, count(*) as machines
     from core.machines
-    where os_family = 'windows'
+    where os_family = 'windows' and (getvariable('report_owner') is null or coalesce(owner, '(no owner tag)') = getvariable('report_owner'))
     group by all
 )
 

@@ -7,6 +7,7 @@ with readiness as (
     select r.run_id, r.machine_id, r.first_failing_gate, coalesce(m.owner, '(no owner tag)') as owner
     from audit.readiness as r
     left join core.machines as m on m.run_id = r.run_id and m.machine_id = r.machine_id
+    where (getvariable('report_owner') is null or coalesce(m.owner, '(no owner tag)') = getvariable('report_owner'))
 ),
 
 owners as (

@@ -20,6 +20,7 @@ with gates (gate, label) as (
 
 readiness as (
     select run_id, first_failing_gate from audit.readiness
+    where (getvariable('report_owner') is null or coalesce(owner, '(no owner tag)') = getvariable('report_owner'))
 ),
 
 counts as (

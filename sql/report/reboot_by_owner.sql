@@ -7,6 +7,7 @@ with machine_months as (
     from audit.machine_months as mm
     join report.periods as p on p.run_id = mm.run_id
     where mm.month between p.period_start and p.period_end
+        and (getvariable('report_owner') is null or coalesce(mm.owner, '(no owner tag)') = getvariable('report_owner'))
 ),
 
 owners as (

@@ -4,6 +4,7 @@
 create or replace view report.scope_summary as
 with machines as (
     select run_id, machine_kind, os_family, hotpatch_status, hotpatch_intended from core.machines
+    where (getvariable('report_owner') is null or coalesce(owner, '(no owner tag)') = getvariable('report_owner'))
 ),
 
 counts as (

@@ -17,6 +17,8 @@ from hotpatch_audit.calendar import (
     load_calendar,
     validate_calendar,
 )
+from hotpatch_audit.prices import load_prices
+from hotpatch_audit.waivers import WaiverFile, apply_waivers
 
 # The calendar lives in hotpatch_audit.calendar; its names are re-exported here for existing imports.
 __all__ = [
@@ -46,6 +48,7 @@ def apply_sql(con: duckdb.DuckDBPyConnection, project_root: Path, calendar_overr
     con.execute((sql_dir / "00_schema.sql").read_text(encoding="utf-8"))
     con.execute((sql_dir / "10_ref.sql").read_text(encoding="utf-8"))
     load_calendar(con, project_root, calendar_override)
+    load_prices(con, project_root)
     # Materialized tables follow their live view's columns: rebuilt whenever definitions are applied.
     for name in MATERIALIZED:
         con.execute(f"drop table if exists audit.{name}")
@@ -65,12 +68,14 @@ def materialize_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
         con.execute(f"insert into audit.{name} by name select * from audit.{name}_live where run_id = ?", [run_id])
 
 
-def materialize_findings(con: duckdb.DuckDBPyConnection, run_id: str) -> int:
-    """Materialize the run's intermediate views, then replace its audit.findings rows; return the count."""
+def materialize_findings(con: duckdb.DuckDBPyConnection, run_id: str, waivers: WaiverFile | None = None) -> int:
+    """Materialize the run's intermediate views, then replace its audit.findings rows (waivers applied); return
+    the count."""
     # No transaction of its own: the caller (ledger/pipeline) may already hold one around the run.
     materialize_run(con, run_id)
     con.execute("delete from audit.findings where run_id = ?", [run_id])
     con.execute("insert into audit.findings by name select * from audit.all_findings where run_id = ?", [run_id])
+    apply_waivers(con, run_id, waivers)
     (count,) = con.execute("select count(*) from audit.findings where run_id = ?", [run_id]).fetchone() or (0,)
     log.info("materialized %d findings for run %s", count, run_id)
     return int(count)

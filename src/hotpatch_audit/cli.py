@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -19,6 +19,7 @@ from hotpatch_audit.cli_calendar import calendar_app
 from hotpatch_audit.cli_diff import diff as _diff
 from hotpatch_audit.cli_facts import import_facts
 from hotpatch_audit.config import Settings
+from hotpatch_audit.console import err, out
 from hotpatch_audit.errors import ConfigError, HotpatchAuditError, LedgerError
 from hotpatch_audit.pipeline import (
     EXIT_FAILED,
@@ -40,8 +41,6 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
 )
-err = Console(stderr=True)
-out = Console()
 
 LedgerOpt = Annotated[Path | None, typer.Option("--ledger", help="DuckDB ledger file [default: out/ledger.duckdb]")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Report folder [default: out/reports/<run id>]")]
@@ -51,6 +50,8 @@ EndpointOpt = Annotated[str | None, typer.Option(help="Resource-Graph-compatible
 CaOpt = Annotated[Path | None, typer.Option("--ca-bundle", help="CA bundle (PEM) to trust for --endpoint")]
 CloudOpt = Annotated[str | None, typer.Option(help="Azure cloud: public, china or usgov [default: public]")]
 TzOpt = Annotated[str | None, typer.Option("--tz", help="Show times in this zone, e.g. Asia/Tokyo [default: UTC]")]
+PerOwnerOpt = Annotated[bool, typer.Option(
+    "--per-owner", help="Also write one report per owner under <out>/owners/<owner>/ (plus the fleet report)")]
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -77,7 +78,7 @@ def _progress() -> Progress:
 
 
 def _run_with_progress(settings: Settings, request: RunRequest, render: bool, label: str = "",
-                       out_dir: Path | None = None) -> RunOutcome:
+                       out_dir: Path | None = None, per_owner: bool = False) -> RunOutcome:
     with _progress() as progress:
         task = progress.add_task(f"{label}starting", total=None, rows="")
 
@@ -87,13 +88,14 @@ def _run_with_progress(settings: Settings, request: RunRequest, render: bool, la
         def on_page(query: str, rows: int, total: int) -> None:
             progress.update(task, description=f"{label}extract {query}", rows=f"{rows:,}/{total:,} rows")
 
-        return run_audit(settings, request, render=render, on_stage=on_stage, on_page=on_page, out_dir=out_dir)
+        return run_audit(settings, request, render=render, on_stage=on_stage, on_page=on_page, out_dir=out_dir,
+                         per_owner=per_owner)
 
 
 def _report_outcome(outcome: RunOutcome) -> None:
     err.print(f"run {outcome.run_id}: {outcome.status}, {outcome.findings:,} findings")
     if outcome.error:
-        err.print(f"[yellow]collection incomplete:[/yellow] {outcome.error}")
+        err.print("[yellow]collection incomplete:[/yellow]", escape(str(outcome.error)))
     for path in outcome.report_paths:
         out.print(str(path))
 
@@ -105,10 +107,10 @@ def _guard(fn: Any) -> Any:
         try:
             return fn(*args, **kwargs)
         except ConfigError as exc:
-            err.print(f"[red]usage error:[/red] {exc}")
+            err.print("[red]usage error:[/red]", escape(str(exc)))
             raise typer.Exit(EXIT_USAGE) from None
         except HotpatchAuditError as exc:
-            err.print(f"[red]error:[/red] {exc}")
+            err.print("[red]error:[/red]", escape(str(exc)))
             raise typer.Exit(EXIT_FAILED) from None
 
     wrapper.__name__ = fn.__name__
@@ -132,6 +134,7 @@ def run(
         bool, typer.Option("--on-demand", help="Not a monthly run (kept out of month-over-month)")
     ] = False,
     ledger: LedgerOpt = None, out_dir: OutOpt = None, fmt: FormatOpt = None, lang: LangOpt = None, tz: TzOpt = None,
+    per_owner: PerOwnerOpt = False,
 ) -> None:
     """Run one audit: extract → load → audit → render.
 
@@ -146,7 +149,7 @@ def run(
     request = RunRequest(source=source, subscriptions=tuple(subscription or ()),
                          management_groups=tuple(management_group or ()), tenants=tuple(tenant or ()),
                          as_of=_parse_as_of(as_of), snapshot_dir=snapshot, is_monthly=not on_demand)
-    outcome = _run_with_progress(settings, request, render=True, out_dir=out_dir)
+    outcome = _run_with_progress(settings, request, render=True, out_dir=out_dir, per_owner=per_owner)
     _report_outcome(outcome)
     raise typer.Exit(outcome.exit_code)
 
@@ -160,6 +163,7 @@ def demo(
         str | None, typer.Option(help="As-of date of the last run [default: latest monthly run date]")
     ] = None,
     ledger: LedgerOpt = None, out_dir: OutOpt = None, fmt: FormatOpt = None, lang: LangOpt = None, tz: TzOpt = None,
+    per_owner: PerOwnerOpt = False,
 ) -> None:
     """Audit the built-in demo fleet month by month, as a monthly schedule would, and render the last run.
 
@@ -178,7 +182,7 @@ def demo(
     for i, as_of in enumerate(series, start=1):
         label = f"[{i}/{len(series)}] {as_of:%Y-%m-%d} "
         outcome = _run_with_progress(settings, RunRequest(source="demo", as_of=as_of), render=i == len(series),
-                                     label=label, out_dir=out_dir)
+                                     label=label, out_dir=out_dir, per_owner=per_owner)
         err.print(f"{label}{outcome.status}, {outcome.findings:,} findings")
         worst = max(worst, outcome.exit_code)
     assert outcome is not None
@@ -222,7 +226,8 @@ def extract(
         if close:
             close()
     for q in snap.queries.values():
-        err.print(f"{q.name}: {q.pages} pages, {q.rows:,} rows{'' if q.complete else ' INCOMPLETE: ' + str(q.error)}")
+        note = "" if q.complete else " INCOMPLETE: " + str(q.error)
+        err.print(escape(f"{q.name}: {q.pages} pages, {q.rows:,} rows{note}"))
     out.print(str(save))
     raise typer.Exit(EXIT_OK if snap.complete else EXIT_INCOMPLETE)
 
@@ -232,13 +237,14 @@ def extract(
 def report(
     run_id: Annotated[str | None, typer.Argument(help="Run to render [default: latest good run]")] = None,
     ledger: LedgerOpt = None, out_dir: OutOpt = None, fmt: FormatOpt = None, lang: LangOpt = None, tz: TzOpt = None,
+    per_owner: PerOwnerOpt = False,
 ) -> None:
     """Re-render a past run's reports from the ledger (read-only; safe while an audit runs).
 
     Example: hotpatch-audit report --tz Asia/Tokyo --format pdf
     """
     from hotpatch_audit.ledger import latest_run, open_reader
-    from hotpatch_audit.pipeline import render_stage
+    from hotpatch_audit.pipeline import render_per_owner, render_stage
 
     settings = _settings(ledger_path=ledger, formats=fmt, language=lang, timezone=tz)
     path = settings.path(settings.ledger_path)
@@ -250,7 +256,7 @@ def report(
         known = con.execute("SELECT status FROM meta.runs WHERE run_id = ?", [rid]).fetchone()
     if known is None:
         raise ConfigError(f"no run {rid!r} in {path}")
-    for p in render_stage(settings, rid, out_dir):
+    for p in (render_per_owner if per_owner else render_stage)(settings, rid, out_dir):
         out.print(str(p))
 
 

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from hotpatch_audit.calendar import (
@@ -23,11 +22,10 @@ from hotpatch_audit.calendar import (
     months_to_verify,
 )
 from hotpatch_audit.config import Settings
+from hotpatch_audit.console import err, out
 from hotpatch_audit.errors import ConfigError
 
 calendar_app = typer.Typer(add_completion=False, rich_markup_mode=None)  # help: the callback's docstring
-out = Console()
-err = Console(stderr=True)
 
 OverrideOpt = Annotated[
     Path | None,

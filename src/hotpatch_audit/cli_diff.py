@@ -8,15 +8,12 @@ from pathlib import Path
 from typing import Annotated, Any  # Any: cli._guard's wrapper annotations resolve in this module
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from hotpatch_audit.config import Settings
+from hotpatch_audit.console import err, out
 from hotpatch_audit.diff import CHANGE_COLUMNS, CHANGES, Diff, diff_runs
 from hotpatch_audit.errors import ConfigError
-
-err = Console(stderr=True)
-out = Console()
 
 
 def _settings(ledger: Path | None) -> Settings:

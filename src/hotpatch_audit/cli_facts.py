@@ -13,15 +13,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.markup import escape
 
 from hotpatch_audit.config import Settings
+from hotpatch_audit.console import err
 from hotpatch_audit.errors import ConfigError, HotpatchAuditError
 from hotpatch_audit.guest_facts import import_facts_file, read_facts_file
 from hotpatch_audit.pipeline import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-
-err = Console(stderr=True)
-out = Console()
 
 
 def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -32,10 +30,10 @@ def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except ConfigError as exc:
-            err.print(f"[red]usage error:[/red] {exc}", markup=True, highlight=False)
+            err.print("[red]usage error:[/red]", escape(str(exc)), highlight=False)
             raise typer.Exit(EXIT_USAGE) from None
         except HotpatchAuditError as exc:
-            err.print(f"[red]error:[/red] {exc}", markup=True, highlight=False)
+            err.print("[red]error:[/red]", escape(str(exc)), highlight=False)
             raise typer.Exit(EXIT_FAILED) from None
 
     return wrapper

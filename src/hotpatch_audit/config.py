@@ -52,10 +52,17 @@ class Settings(BaseSettings):
     downtime_minutes_per_reboot: int = Field(15, description="Downtime counted per reboot avoided.")
     period_months: int = Field(12, description="Reporting period: months up to and including the as-of month.")
     billing_cores: Literal["physical", "logical"] = Field("physical", description="Cores counted for Arc billing.")
+    owner_tag: str = Field(
+        "owner", description="Tag key naming a machine's owner (matched case-insensitively): on the machine, then "
+        "its resource group, then its subscription; else the subscription name.", min_length=1)
     calendar_override_path: Path | None = Field(
         None, description="Local calendar CSV (same columns as data/release_calendar.csv) whose rows replace shipped "
         "rows of the same track and month (events: same track, month, kind, KB) or add new ones; validated, and "
         "covered by the calendar version.")
+    waivers_path: Path | None = Field(
+        None, description="Waiver file (YAML, reviewed in a pull request; format in docs/waivers.md): accepted "
+        "exceptions by audit, code and scope, each with justification, approver and expiry; validated when a run "
+        "starts and recorded with its SHA-256 in every run that applies it.")
     # Reports
     timezone: str = Field("UTC", description="Zone in which reports show times (IANA name, e.g. Asia/Tokyo).")
     language: Literal["en", "ja"] = Field("en", description="Report language.")
@@ -82,4 +89,5 @@ class Settings(BaseSettings):
             "downtime_minutes_per_reboot": str(self.downtime_minutes_per_reboot),
             "period_months": str(self.period_months),
             "billing_cores": self.billing_cores,
+            "owner_tag": self.owner_tag,
         }

@@ -24,6 +24,7 @@ import duckdb
 from hotpatch_audit.duck import DEFAULT_MEMORY_LIMIT, connect
 from hotpatch_audit.errors import LedgerBusyError, LedgerError, SnapshotError
 from hotpatch_audit.extract import Snapshot
+from hotpatch_audit.waivers import WaiverFile
 
 log = logging.getLogger(__name__)
 
@@ -323,8 +324,10 @@ def load_snapshot(con: duckdb.DuckDBPyConnection, run_id: str, snap: Snapshot) -
     return counts
 
 
-def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, complete: bool) -> tuple[str, int]:
-    """Materialize findings, replace earlier runs of the same scope and as-of, and close the run.
+def finish_run(
+    con: duckdb.DuckDBPyConnection, run_id: str, complete: bool, waivers: WaiverFile | None = None
+) -> tuple[str, int]:
+    """Materialize findings (waivers applied), replace earlier runs of the same scope and as-of, close the run.
 
     One transaction: if anything fails, the previous good run is still there.
     """
@@ -332,7 +335,7 @@ def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, complete: bool) -> t
 
     con.execute("BEGIN")
     try:
-        findings = materialize_findings(con, run_id)
+        findings = materialize_findings(con, run_id, waivers)
         found = con.execute("SELECT scope, as_of FROM meta.runs WHERE run_id = ?", [run_id]).fetchone()
         if found is None:
             raise LedgerError(f"run {run_id} is not in meta.runs")
@@ -360,7 +363,7 @@ def finish_run(con: duckdb.DuckDBPyConnection, run_id: str, complete: bool) -> t
 def _delete_run_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     for table in raw_tables(con):
         con.execute(f"DELETE FROM raw.{table} WHERE run_id = ?", [run_id])
-    for table in ("meta.query_stats", "meta.settings", *PER_RUN_TABLES):
+    for table in ("meta.query_stats", "meta.settings", "meta.waivers", *PER_RUN_TABLES):
         con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])  # noqa: S608 (fixed names)
 
 

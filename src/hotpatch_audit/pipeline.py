@@ -12,6 +12,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -21,6 +22,9 @@ from hotpatch_audit.config import Settings
 from hotpatch_audit.errors import ConfigError, HotpatchAuditError, SourceError
 from hotpatch_audit.extract import Snapshot, extract_to_snapshot
 from hotpatch_audit.sources import EmulatedDemoSource, Scope, SnapshotSource, Source
+
+if TYPE_CHECKING:
+    from hotpatch_audit.waivers import WaiverFile
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +143,13 @@ def _writer(settings: Settings, holder: str) -> AbstractContextManager[duckdb.Du
                        calendar_override=calendar_override(settings))
 
 
+def waiver_file(settings: Settings) -> WaiverFile | None:
+    """The validated waiver file, if one is set (ConfigError naming file, waiver and field otherwise)."""
+    from hotpatch_audit.waivers import load_waivers
+
+    return load_waivers(settings.path(settings.waivers_path)) if settings.waivers_path else None
+
+
 def calendar_override(settings: Settings) -> Path | None:
     """The local calendar override file, if one is set."""
     return settings.path(settings.calendar_override_path) if settings.calendar_override_path else None
@@ -150,6 +161,7 @@ def start_run(settings: Settings, request: RunRequest) -> RunContext:
     from hotpatch_audit.ledger import register_run
 
     scope = _scope_for(settings, request)
+    waiver_file(settings)  # fail fast on a bad waiver file; audit_stage reads it again for the run
     as_of = request.as_of
     if as_of is None and request.source == "snapshot":
         snap_as_of = SnapshotSource(Path(request.snapshot_dir or settings.snapshot_dir or "")).as_of
@@ -250,8 +262,9 @@ def audit_stage(settings: Settings, ctx: RunContext, complete: bool = True) -> t
     """Judge the run: materialize audit.findings and close the run (succeeded or incomplete)."""
     from hotpatch_audit.ledger import finish_run
 
+    waivers = waiver_file(settings)
     with _writer(settings, f"run {ctx.run_id} (audit)") as con:
-        return finish_run(con, ctx.run_id, complete)
+        return finish_run(con, ctx.run_id, complete, waivers)
 
 
 def render_stage(settings: Settings, run_id: str, out_dir: Path | None = None) -> list[Path]:
@@ -265,6 +278,26 @@ def render_stage(settings: Settings, run_id: str, out_dir: Path | None = None) -
     refresh_definitions(settings)
     with ledger_lock(ledger, exclusive=False, timeout=settings.lock_timeout_seconds):
         return render_reports(ledger, run_id, target, settings=settings, formats=settings.formats)
+
+
+def render_per_owner(settings: Settings, run_id: str, out_dir: Path | None = None) -> list[Path]:
+    """Render the fleet report, then one report per owner under <out>/owners/<owner-slug>/ (flow-free).
+
+    Each owner's audit.html, audit.pdf and findings.csv hold only that owner's machines and findings;
+    owner names are untrusted text, slugged for the path (render.owner_slug) and escaped in the report.
+    """
+    from hotpatch_audit.ledger import ledger_lock
+    from hotpatch_audit.render import owner_slug, render_reports, run_owners
+
+    written = render_stage(settings, run_id, out_dir)
+    ledger = settings.path(settings.ledger_path)
+    target = out_dir or settings.path(settings.out_dir) / run_id
+    with ledger_lock(ledger, exclusive=False, timeout=settings.lock_timeout_seconds):
+        for owner in run_owners(ledger, run_id, settings=settings):
+            folder = target / "owners" / owner_slug(owner)
+            written += render_reports(ledger, run_id, folder, settings=settings, formats=settings.formats,
+                                      owner=owner)
+    return written
 
 
 def refresh_definitions(settings: Settings) -> None:
@@ -298,9 +331,9 @@ def fail_run(settings: Settings, ctx: RunContext, error: BaseException) -> None:
 def run_audit(
     settings: Settings, request: RunRequest, *, render: bool = True,
     on_stage: Callable[[str], None] | None = None, on_page: Callable[[str, int, int], None] | None = None,
-    out_dir: Path | None = None,
+    out_dir: Path | None = None, per_owner: bool = False,
 ) -> RunOutcome:
-    """One audit end to end without Prefect: extract → load → audit → render."""
+    """One audit end to end without Prefect: extract → load → audit → render (per owner too with per_owner)."""
     ctx = start_run(settings, request)
     note = on_stage or (lambda _s: None)
     try:
@@ -319,5 +352,5 @@ def run_audit(
         outcome.error = "; ".join(f"{k}: {v}" for k, v in extracted.errors.items())
     if render:
         note("render")
-        outcome.report_paths = render_stage(settings, ctx.run_id, out_dir)
+        outcome.report_paths = (render_per_owner if per_owner else render_stage)(settings, ctx.run_id, out_dir)
     return outcome

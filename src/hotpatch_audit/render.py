@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import csv
+import hashlib
 import logging
 import os
+import re
 import time
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
@@ -58,6 +61,7 @@ FINDINGS_COLUMNS: tuple[str, ...] = (
     "evidence",
 )  # findings.csv column order: the findings shape of audits.md, stable across versions
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+NO_OWNER = "(no owner tag)"  # the owner of machines without one, as the report views name it
 PAGE_SIZES = {"A4": "A4", "Letter": "letter"}
 
 
@@ -150,6 +154,15 @@ class ReportContext:
     )
     change_items_total: int = field(metadata=_help("All new and regressed findings of the run (before the cap)."))
     csv_name: str = field(metadata=_help("File name of the findings CSV the report points to."))
+    owner: str | None = field(
+        default=None,
+        metadata=_help("The owner a per-owner report is scoped to (untrusted text, escaped); None: the fleet."),
+    )
+    waivers: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=_help("Waivers the run applied: file and sha256 (None: no waiver file), active, expiring (within "
+                       "30 days), expired and unmatched (scope matched no machine) report.waivers rows."),
+    )
 
 
 # --- Jinja environment -------------------------------------------------------------------------
@@ -277,6 +290,7 @@ class _RunData:
     sections: list[SectionContext]
     changes: list[Row]
     change_items: list[Row]
+    waivers: dict[str, Any] = field(default_factory=dict)
 
 
 def _check_views(con: duckdb.DuckDBPyConnection, project_root: Path) -> None:
@@ -304,6 +318,7 @@ def _read_run(con: duckdb.DuckDBPyConnection, run_id: str, cap: int) -> _RunData
         "reboot_avoidance": {
             "months": months,
             "chart": charts.reboot_outcomes_svg(months) if months else None,
+            "cost": _rows(con, "select * from report.reboot_cost_by_month where run_id = $1 order by month", p),
             "owners": _rows(
                 con,
                 "select * from report.reboot_by_owner where run_id = $1 and owner_rank <= $2 "
@@ -370,7 +385,25 @@ def _read_run(con: duckdb.DuckDBPyConnection, run_id: str, cap: int) -> _RunData
             "select * from report.finding_changes_items where run_id = $1 and item_rank <= $2 order by item_rank",
             [run_id, cap],
         ),
+        waivers=_read_waivers(con, run_id),
     )
+
+
+def _read_waivers(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
+    """The run's waiver file (path, SHA-256 from meta.settings) and its waivers by state."""
+    p = [run_id]
+    file = {r["key"]: r["value"] for r in _rows(
+        con, "select key, value from meta.settings where run_id = $1 and key in ('waivers_file', 'waivers_sha256')", p)}
+    rows = _rows(con, "select * from report.waivers where run_id = $1 order by expires, waiver_id", p)
+    return {
+        "file": file.get("waivers_file"),
+        "sha256": file.get("waivers_sha256"),
+        "active": [r for r in rows if r["state"] == "active"],
+        "expiring": _rows(
+            con, "select * from report.waivers_expiring where run_id = $1 order by expires, waiver_id", p),
+        "expired": [r for r in rows if r["state"] == "expired"],
+        "unmatched": [r for r in rows if r["machines_matched"] == 0],
+    }
 
 
 # --- output --------------------------------------------------------------------------------------
@@ -394,14 +427,15 @@ def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
         raise
 
 
-def _write_csv(con: duckdb.DuckDBPyConnection, run_id: str, path: Path) -> int:
+def _write_csv(con: duckdb.DuckDBPyConnection, run_id: str, path: Path, owner: str | None = None) -> int:
     cols = ", ".join(f"cast({c} as varchar) as {c}" if c == "evidence" else c for c in FINDINGS_COLUMNS)
     cur = con.execute(
         f"""select {cols} from audit.findings where run_id = $1
+                and ($2::varchar is null or coalesce(owner, '{NO_OWNER}') = $2)
             order by audit, case status when 'fail' then 0 when 'warn' then 1 when 'unknown' then 2
                                         when 'waived' then 3 else 4 end,
                      machine_name, code, month nulls last, finding_id""",
-        [run_id],
+        [run_id, owner],
     )
     written = 0
     with path.open("w", newline="", encoding="utf-8") as f:
@@ -415,7 +449,8 @@ def _write_csv(con: duckdb.DuckDBPyConnection, run_id: str, path: Path) -> int:
 
 
 def _context(
-    data: _RunData, medium: Medium, cap: int, *, settings: Settings, generated_at: datetime, static_dir: Path
+    data: _RunData, medium: Medium, cap: int, *, settings: Settings, generated_at: datetime, static_dir: Path,
+    owner: str | None = None,
 ) -> ReportContext:
     sheets = ["report.css", "print.css"] if medium == "pdf" else ["report.css", "screen.css"]
     css = Markup("\n".join((static_dir / s).read_text(encoding="utf-8") for s in sheets))  # noqa: S704
@@ -459,6 +494,8 @@ def _context(
         change_items=data.change_items[:cap],
         change_items_total=int(data.change_items[0]["items_total"]) if data.change_items else 0,
         csv_name="findings.csv",
+        owner=owner,
+        waivers=data.waivers,
     )
 
 
@@ -474,8 +511,13 @@ def render_reports(
     settings: Settings,
     formats: Sequence[str] = ("html", "pdf", "csv"),
     generated_at: datetime | None = None,
+    owner: str | None = None,
 ) -> list[Path]:
-    """Render audit.html, audit.pdf and findings.csv for one run from the ledger (opened read-only); return the paths written."""  # noqa: E501
+    """Render audit.html, audit.pdf and findings.csv for one run from the ledger (opened read-only); return the paths written.
+
+    With owner, every report view and the CSV are scoped to that owner's machines and findings (the
+    report_owner variable the report views filter on; '(no owner tag)' selects machines without one).
+    """  # noqa: E501
     unknown = set(formats) - {"html", "pdf", "csv"}
     if unknown:
         raise RenderError(f"unknown report formats {sorted(unknown)}")
@@ -489,13 +531,14 @@ def render_reports(
     con = connect(ledger_path, read_only=True, memory_limit=settings.duckdb_memory_limit)
     try:
         _check_views(con, root)
+        con.execute("set variable report_owner = ?", [owner])
         with _timed("read ledger"):
             data = _read_run(con, run_id, cap)
         for fmt in formats:
             path = out_dir / {"html": "audit.html", "pdf": "audit.pdf", "csv": "findings.csv"}[fmt]
             with _timed(path.name):
                 if fmt == "csv":
-                    _atomic_write(path, lambda p: _write_csv(con, run_id, p))
+                    _atomic_write(path, lambda p: _write_csv(con, run_id, p, owner))
                 else:
                     medium: Medium = "html" if fmt == "html" else "pdf"
                     cap_here = HTML_LIST_CAP if medium == "html" else settings.pdf_top_n
@@ -506,6 +549,7 @@ def render_reports(
                         settings=settings,
                         generated_at=generated,
                         static_dir=static_dir,
+                        owner=owner,
                     )
                     _atomic_write(path, _writer(env, ctx, static_dir))
             written.append(path)
@@ -548,3 +592,24 @@ def context_fields_help() -> Iterator[tuple[str, str, str]]:
     for cls in (ReportContext, SectionContext):
         for f in fields(cls):
             yield cls.__name__, f.name, f.metadata.get("help", "")
+
+
+def owner_slug(owner: str) -> str:
+    """A safe folder name for an owner (untrusted text): lower-case [a-z0-9-] words, at most 48 characters,
+    plus 8 hex digits of the owner's SHA-256 so different owners never share a folder."""
+    words = re.sub(r"[^a-z0-9]+", "-", unicodedata.normalize("NFKD", owner).lower()).strip("-")[:48].strip("-")
+    digest = hashlib.sha256(owner.encode("utf-8")).hexdigest()[:8]
+    return f"{words or 'owner'}-{digest}"
+
+
+def run_owners(ledger_path: Path, run_id: str, *, settings: Settings) -> list[str]:
+    """The owners of the run's machines (core.machines; '(no owner tag)' when none), sorted."""
+    con = connect(ledger_path, read_only=True, memory_limit=settings.duckdb_memory_limit)
+    try:
+        rows = con.execute(
+            f"select distinct coalesce(owner, '{NO_OWNER}') from core.machines where run_id = $1 order by 1",
+            [run_id],
+        ).fetchall()
+    finally:
+        con.close()
+    return [str(r[0]) for r in rows]
