@@ -130,3 +130,26 @@ def test_query_command_reads_the_ledger(demo_history: tuple[Settings, list[str]]
     assert result.stdout.splitlines() == ["runs", "3"]
     refused = _cli("query", "delete from meta.runs", "--ledger", str(settings.ledger_path))
     assert refused.returncode == 2 and "read-only" in refused.stderr.lower()
+
+
+def test_cli_demo_report_shows_waivers_changes_owners_and_cost(tmp_path: Path) -> None:
+    """The demo as a user runs it: waivers applied, month-over-month, an owner on every finding, cost by month."""
+    import os
+
+    env = {**os.environ, "HOTPATCH_AUDIT_WORK_DIR": str(tmp_path / "work")}
+    env.pop("HOTPATCH_AUDIT_WAIVERS_PATH", None)
+    out = tmp_path / "demo"
+    result = subprocess.run(
+        [sys.executable, "-m", "hotpatch_audit.cli", "demo", "--months", "3", "--machines", "500", "--end",
+         "2026-11-25T03:00Z", "--ledger", str(tmp_path / "l.duckdb"), "--out", str(out), "--format", "html",
+         "--format", "csv"], capture_output=True, text=True, env=env, timeout=900)
+    assert result.returncode in (0, 1), result.stderr
+    html = (out / "audit.html").read_text(encoding="utf-8")
+    for text in ("Waivers", "DEMO-WSUS-LEGACY", "DEMO-GEN1-LEGACY", "Changes since the previous monthly run",
+                 "Cost and value by month", "$1.50", "$0.00"):
+        assert text in html, text
+    with (out / "findings.csv").open(newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    assert rows and all(r["owner"] for r in rows)
+    assert any(r["status"] == "waived" and r["waiver_id"] == "DEMO-WSUS-LEGACY" for r in rows)
+    assert any(r["code"] == "waiver_expired" for r in rows)

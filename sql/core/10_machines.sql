@@ -14,7 +14,8 @@ containers as (
         lower(coalesce(resource_group, case when lower(type) like '%/resourcegroups' then name end)) as resource_group,
         name,
         list_filter(map_entries(try_cast(json_transform(tags, '"MAP(VARCHAR, VARCHAR)"') as map(varchar, varchar))),
-            lambda e: lower(e.key) = owner_tag_key)[1].value as owner_tag
+            lambda e: lower(e.key) = owner_tag_key)[1].value as owner_tag_raw,
+        nullif(trim(owner_tag_raw), '') as owner_tag
     from raw.resource_containers
     join runs using (run_id)
 ),
@@ -154,10 +155,12 @@ select
     sub.subscription_name,
     s.resource_group,
     s.location,
+    -- An empty tag value is no owner; the subscription id is the last resort, so every finding has one.
     coalesce(
-        list_filter(map_entries(try_cast(json_transform(s.tags, '"MAP(VARCHAR, VARCHAR)"') as map(varchar, varchar))),
-            lambda e: lower(e.key) = r.owner_tag_key)[1].value,
-        rg.owner_tag, sub.owner_tag, sub.subscription_name) as owner,
+        nullif(trim(list_filter(
+            map_entries(try_cast(json_transform(s.tags, '"MAP(VARCHAR, VARCHAR)"') as map(varchar, varchar))),
+            lambda e: lower(e.key) = r.owner_tag_key)[1].value), ''),
+        rg.owner_tag, sub.owner_tag, nullif(trim(sub.subscription_name), ''), s.subscription_id) as owner,
     s.os_family,
     s.os_name,
     s.track,
@@ -195,4 +198,4 @@ left join subscriptions sub on sub.run_id = s.run_id and sub.subscription_id = l
 left join resource_groups rg
     on rg.run_id = s.run_id and rg.subscription_id = lower(s.subscription_id) and rg.resource_group = lower(s.resource_group)
 qualify row_number() over (partition by s.run_id, s.machine_id order by s.machine_kind) = 1;
-comment on view core.machines is 'One row per run and machine (Azure VM or Arc server; machine_id is the lower-cased ARM id): owner (the run''s owner_tag setting, default owner, matched case-insensitively: the tag on the machine, then on its resource group, then on its subscription, then the subscription name), OS family, hotpatch track, OS build, the portal hotpatch status (audits.md mapping), hotpatch intent, agent, patch mode, image eligibility and billed cores.';
+comment on view core.machines is 'One row per run and machine (Azure VM or Arc server; machine_id is the lower-cased ARM id): owner (the run''s owner_tag setting, default owner, matched case-insensitively: the tag on the machine, then on its resource group, then on its subscription, then the subscription name, then the subscription id; empty values are skipped), OS family, hotpatch track, OS build, the portal hotpatch status (audits.md mapping), hotpatch intent, agent, patch mode, image eligibility and billed cores.';

@@ -168,13 +168,17 @@ def demo(
     """Audit the built-in demo fleet month by month, as a monthly schedule would, and render the last run.
 
     The default 14 months end with the latest monthly run date (the Wednesday after Patch Tuesday
-    plus 14 days' grace), so the history includes the October 2025 KB5070881 incident.
+    plus 14 days' grace), so the history includes the October 2025 KB5070881 incident. Unless
+    HOTPATCH_AUDIT_WAIVERS_PATH is set, the demo applies data/demo-waivers.yaml.
 
     Example: hotpatch-audit demo --months 12 --machines 500 --tz Asia/Tokyo
     """
     if months < 1 or months > 60:
         raise ConfigError("--months must be between 1 and 60")
     settings = _settings(ledger_path=ledger, formats=fmt, language=lang, timezone=tz, demo_machines=machines)
+    if settings.waivers_path is None:
+        # The demo shows waivers at work: active, expiring soon, and expired (data/demo-waivers.yaml).
+        settings = settings.model_copy(update={"waivers_path": settings.project_root / "data" / "demo-waivers.yaml"})
     last = _parse_as_of(end) or latest_monthly_as_of(date.today())
     series = monthly_as_of_series(last, months)
     outcome = None

@@ -59,7 +59,8 @@ FINDINGS_COLUMNS: tuple[str, ...] = (
     "reason",
     "remediation",
     "evidence",
-)  # findings.csv column order: the findings shape of audits.md, stable across versions
+    "waiver_id",
+)  # findings.csv column order: the findings shape of audits.md, then waiver_id; stable, new columns only append
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 NO_OWNER = "(no owner tag)"  # the owner of machines without one, as the report views name it
 PAGE_SIZES = {"A4": "A4", "Letter": "letter"}

@@ -185,7 +185,9 @@ expired_rows as (
     join hits h on h.run_id = w.run_id and h.waiver_id = w.waiver_id
     join core.machines mc on mc.run_id = h.run_id and mc.machine_id = h.machine_id
     union all by name
-    select w.*, 'waiver:' || w.waiver_id as machine_id, 'Waiver ' || w.waiver_id as machine_name
+    -- No machine left to name: the placeholder row belongs to the waiver's approver, who must act on it.
+    select w.*, 'waiver:' || w.waiver_id as machine_id, 'Waiver ' || w.waiver_id as machine_name,
+        w.approver as owner
     from expired w
     where not exists (select 1 from hits h where h.run_id = w.run_id and h.waiver_id = w.waiver_id)
 )
