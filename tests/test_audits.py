@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import duckdb
-import pytest
 import yaml
 
 from hotpatch_audit.analyze import apply_sql, materialize_findings
-from hotpatch_audit.waivers import WaiverFile, load_waivers
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = sorted((ROOT / "tests" / "cases").glob("*/*.yaml"))
@@ -94,16 +90,6 @@ def load_case(con: duckdb.DuckDBPyConnection, case: dict[str, Any]) -> list[str]
 EXACT_KEYS = ("audit", "code", "status", "machine", "month")
 
 
-@pytest.fixture(scope="module")
-def template_ledger(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The schema and views applied once; each case copies this file (apply_sql per case is slow)."""
-    path = tmp_path_factory.mktemp("template") / "ledger.duckdb"
-    con = duckdb.connect(str(path))
-    apply_sql(con, ROOT)
-    con.close()
-    return path
-
-
 def _check_case_shape(path: Path, case: dict[str, Any]) -> None:
     """Every case file says in one line what it proves, and every expectation names the exact finding."""
     proves = case.get("proves")
@@ -120,40 +106,50 @@ def _matches(row: dict[str, Any], want: dict[str, Any]) -> bool:
                for k, v in want.items())
 
 
-@pytest.mark.parametrize("path", CASES, ids=lambda p: f"{p.parent.name}/{p.stem}")
-def test_audit_case(path: Path, tmp_path: Path, template_ledger: Path) -> None:
-    case = yaml.safe_load(path.read_text(encoding="utf-8"))
-    _check_case_shape(path, case)
-    ledger = tmp_path / "ledger.duckdb"
-    shutil.copyfile(template_ledger, ledger)
-    con = duckdb.connect(str(ledger))
-    xfail_reason = case.get("xfail_reason")
-    if not xfail_reason:
-        _run_case(con, case)
-        return
-    # a known product bug: the case asserts the correct behaviour; xfail while it fails, error when it passes
-    try:
-        _run_case(con, case)
-    except AssertionError as exc:
-        pytest.xfail(f"{xfail_reason} ({str(exc).splitlines()[0][:300]})")
-    pytest.fail(f"case passes now: remove xfail_reason ({xfail_reason})")
+def run_case_through_pipeline(ledger: Path, case: dict[str, Any], work: Path) -> list[str]:
+    """Each run of a case as the CLI runs it: rows -> snapshot pages -> extract -> load -> audit."""
+    from datetime import UTC, datetime
+
+    from hotpatch_audit.config import Settings
+    from hotpatch_audit.pipeline import RunRequest, audit_stage, extract_stage, load_stage, start_run
+    from tests.snapshots import make_snapshot
+
+    raw = case.get("raw", {})
+    ids = _machine_ids(raw)
+    waiver_file = None
+    if "waivers" in case:
+        waiver_file = work / "waivers.yaml"
+        waiver_file.write_text(yaml.safe_dump(case["waivers"]), encoding="utf-8")
+    run_ids = []
+    for run in case["runs"]:
+        run_id = run["run_id"]
+        as_of = run["as_of"] if isinstance(run["as_of"], datetime) else datetime.fromisoformat(str(run["as_of"]))
+        as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=UTC)
+        rows: dict[str, list[dict[str, Any]]] = {}
+        for table, table_rows in raw.items():
+            for row in table_rows:
+                full = _expand(table, row, ids)
+                if full.pop("run_id", run_id) == run_id:
+                    full.setdefault("id", f"/subscriptions/{full['subscription_id']}/resourceGroups/{full['resource_group']}"
+                                          f"/{table}/{len(rows.get(table, []))}")
+                    rows.setdefault(table, []).append(full)
+        snap = make_snapshot(work / f"snap-{run_id}", rows, as_of=as_of.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                             scope=run.get("scope", "test"))
+        settings = Settings(ledger_path=ledger, work_dir=work / "work", waivers_path=waiver_file,
+                            **(run.get("settings") or {}))
+        unknown = set(run.get("settings") or {}) - set(Settings.model_fields)
+        assert not unknown, f"case settings unknown to Settings: {unknown}"
+        ctx = start_run(settings, RunRequest(source="snapshot", snapshot_dir=snap, as_of=as_of, run_id=run_id))
+        extracted = extract_stage(settings, ctx)
+        load_stage(settings, ctx, extracted)
+        audit_stage(settings, ctx, extracted.complete)
+        run_ids.append(run_id)
+    return run_ids
 
 
-def _case_waivers(case: dict[str, Any]) -> WaiverFile | None:
-    """A case's `waivers:` list, written to a file and loaded as the pipeline would (None: no waiver file)."""
-    if "waivers" not in case:
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "waivers.yaml"
-        path.write_text(yaml.safe_dump(case["waivers"]), encoding="utf-8")
-        return load_waivers(path)
-
-
-def _run_case(con: duckdb.DuckDBPyConnection, case: dict[str, Any]) -> None:
-    run_ids = load_case(con, case)
-    waivers = _case_waivers(case)
-    for run_id in run_ids:
-        materialize_findings(con, run_id, waivers)
+def _run_case(ledger: Path, case: dict[str, Any], work: Path) -> None:
+    run_ids = run_case_through_pipeline(ledger, case, work)
+    con = duckdb.connect(str(ledger), read_only=True)
     cur = con.execute("select f.*, f.machine_name as machine from audit.findings f")
     names = [d[0] for d in cur.description]
     findings = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
