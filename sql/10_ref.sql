@@ -76,3 +76,14 @@ select
 from grid g
 left join calendar c on c.track = g.track and c.month = g.month;
 comment on view ref.calendar_months is 'Every (track, month) from 2024-01 to 2027-12 with its kind: the calendar row when there is one (rule_only false), else the default rule (Jan/Apr/Jul/Oct baseline, other months hotpatch; rule_only true, "calendar rule, not verified"). release_date falls back to the second Tuesday.';
+
+create or replace view ref.calendar_baselines as
+select
+    c.track,
+    c.month,
+    max(case when b.month <= c.month then b.month end) as baseline_month,
+    min(case when b.month > c.month then b.month end) as next_baseline_month
+from ref.calendar_months as c
+join ref.calendar_months as b on b.track = c.track and b.kind in ('baseline', 'unplanned_baseline')
+group by c.track, c.month;
+comment on view ref.calendar_baselines is 'Per track and month: the baseline (planned or unplanned) the month builds on and the next one; a machine must be on baseline_month to receive the month''s hotpatch, and an off-track machine returns at next_baseline_month.';

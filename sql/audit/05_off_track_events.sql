@@ -7,14 +7,7 @@ calendar as (
     select track, month, month_start, kind from ref.calendar_months
 ),
 quarter_baseline as (
-    -- the baseline (planned or unplanned) a month builds on, and the next one
-    select
-        c.track, c.month,
-        max(case when b.month <= c.month then b.month end) as baseline_month,
-        min(case when b.month > c.month then b.month end) as next_baseline_month
-    from calendar c
-    join calendar b on b.track = c.track and b.kind in ('baseline', 'unplanned_baseline')
-    group by c.track, c.month
+    select track, month, baseline_month, next_baseline_month from ref.calendar_baselines
 ),
 lookback as (
     -- look back to the baseline of the period's first month: an event before the period can still

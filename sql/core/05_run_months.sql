@@ -14,14 +14,7 @@ period as (
         and c.month_start <= cast(r.as_of as date)
 ),
 quarter_baseline as (
-    -- the baseline (planned or unplanned) a month's hotpatch builds on, and the next one
-    select
-        c.track, c.month,
-        max(case when b.month <= c.month then b.month end) as baseline_month,
-        min(case when b.month > c.month then b.month end) as next_baseline_month
-    from calendar c
-    join calendar b on b.track = c.track and b.kind in ('baseline', 'unplanned_baseline')
-    group by c.track, c.month
+    select track, month, baseline_month, next_baseline_month from ref.calendar_baselines
 ),
 status_run_before as (
     -- "Enabled at the start of the month": the latest run of the scope before the month
