@@ -459,7 +459,8 @@ def test_a_truncated_result_is_reported_incomplete(rg_emulator, specs, expected,
     with source_for(rg_emulator, page_size=50) as src, pytest.raises(IncompleteResultError) as err:
         rows_of(src, specs["azure_vms"])
     assert f"received 60 of {total} rows" in str(err.value) and "resultTruncated" in str(err.value)
-    rg_emulator.faults.add("truncate", 1, page=1, rows=5)
+    # match: two queries run concurrently; the fault must hit azure_vms, whichever asks first
+    rg_emulator.faults.add("truncate", 1, page=1, rows=5, match="microsoft.compute/virtualmachines")
     with source_for(rg_emulator, page_size=100) as src:
         snap = extract_to_snapshot(src, [specs["azure_vms"], specs["arc_machines"]], tmp_path / "snap",
                                    as_of=FLEET_AS_OF, project_root=ROOT)
