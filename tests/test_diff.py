@@ -15,9 +15,9 @@ import typer
 from typer.testing import CliRunner
 
 from fixtures.report_ledger import CONTRACT_DDL, PAST_RUN_ID, RUN_ID, build_report_ledger
-from hotpatch_audit.cli import _guard
 from hotpatch_audit.cli_diff import diff as diff_command
 from hotpatch_audit.config import PROJECT_ROOT, Settings
+from hotpatch_audit.console import guard as _guard
 from hotpatch_audit.diff import CHANGE_COLUMNS, diff_runs
 from hotpatch_audit.errors import ConfigError
 from hotpatch_audit.render import render_reports

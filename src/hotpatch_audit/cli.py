@@ -7,7 +7,7 @@ import logging
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.markup import escape
@@ -19,13 +19,11 @@ from hotpatch_audit.cli_calendar import calendar_app
 from hotpatch_audit.cli_diff import diff as _diff
 from hotpatch_audit.cli_facts import import_facts
 from hotpatch_audit.config import Settings
-from hotpatch_audit.console import err, out
-from hotpatch_audit.errors import ConfigError, HotpatchAuditError, LedgerError
+from hotpatch_audit.console import err, guard, out, settings_from
+from hotpatch_audit.errors import ConfigError, LedgerError
 from hotpatch_audit.pipeline import (
-    EXIT_FAILED,
     EXIT_INCOMPLETE,
     EXIT_OK,
-    EXIT_USAGE,
     RunOutcome,
     RunRequest,
     latest_monthly_as_of,
@@ -52,14 +50,6 @@ CloudOpt = Annotated[str | None, typer.Option(help="Azure cloud: public, china o
 TzOpt = Annotated[str | None, typer.Option("--tz", help="Show times in this zone, e.g. Asia/Tokyo [default: UTC]")]
 PerOwnerOpt = Annotated[bool, typer.Option(
     "--per-owner", help="Also write one report per owner under <out>/owners/<owner>/ (plus the fleet report)")]
-
-
-def _settings(**overrides: Any) -> Settings:
-    values = {k: v for k, v in overrides.items() if v is not None and v != []}
-    try:
-        return Settings(**values)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
 
 
 def _parse_as_of(value: str | None) -> datetime | None:
@@ -100,27 +90,8 @@ def _report_outcome(outcome: RunOutcome) -> None:
         out.print(str(path))
 
 
-def _guard(fn: Any) -> Any:
-    """Map errors to exit codes with one clear line, never a traceback for expected failures."""
-
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ConfigError as exc:
-            err.print("[red]usage error:[/red]", escape(str(exc)))
-            raise typer.Exit(EXIT_USAGE) from None
-        except HotpatchAuditError as exc:
-            err.print("[red]error:[/red]", escape(str(exc)))
-            raise typer.Exit(EXIT_FAILED) from None
-
-    wrapper.__name__ = fn.__name__
-    wrapper.__doc__ = fn.__doc__
-    wrapper.__wrapped__ = fn  # type: ignore[attr-defined]
-    return wrapper
-
-
 @app.command()
-@_guard
+@guard
 def run(
     source: Annotated[str, typer.Option(help="demo, snapshot or arg")] = "demo",
     subscription: Annotated[list[str] | None, typer.Option(help="Subscription id (repeatable; arg)")] = None,
@@ -144,7 +115,7 @@ def run(
 
     Example: hotpatch-audit run --source demo --as-of 2026-11-25T03:00Z --tz Asia/Tokyo
     """
-    settings = _settings(ledger_path=ledger, formats=fmt, language=lang, timezone=tz, demo_machines=machines,
+    settings = settings_from(ledger_path=ledger, formats=fmt, language=lang, timezone=tz, demo_machines=machines,
                          arg_endpoint=endpoint, arg_ca_bundle=ca_bundle, arg_cloud=cloud)
     request = RunRequest(source=source, subscriptions=tuple(subscription or ()),
                          management_groups=tuple(management_group or ()), tenants=tuple(tenant or ()),
@@ -155,7 +126,7 @@ def run(
 
 
 @app.command()
-@_guard
+@guard
 def demo(
     months: Annotated[int, typer.Option(help="Monthly runs to build, oldest first")] = 14,
     machines: Annotated[int | None, typer.Option(help="Demo fleet size [default: 500]")] = None,
@@ -175,7 +146,7 @@ def demo(
     """
     if months < 1 or months > 60:
         raise ConfigError("--months must be between 1 and 60")
-    settings = _settings(ledger_path=ledger, formats=fmt, language=lang, timezone=tz, demo_machines=machines)
+    settings = settings_from(ledger_path=ledger, formats=fmt, language=lang, timezone=tz, demo_machines=machines)
     if settings.waivers_path is None:
         # The demo shows waivers at work: active, expiring soon, and expired (data/demo-waivers.yaml).
         settings = settings.model_copy(update={"waivers_path": settings.project_root / "data" / "demo-waivers.yaml"})
@@ -196,7 +167,7 @@ def demo(
 
 
 @app.command()
-@_guard
+@guard
 def extract(
     save: Annotated[Path, typer.Option(help="Write the snapshot (pages + manifest.json) here")],
     source: Annotated[str, typer.Option(help="demo or arg")] = "demo",
@@ -211,33 +182,24 @@ def extract(
 
     Example: hotpatch-audit extract --source demo --save ./snapshot-2026-11
     """
-    from hotpatch_audit.catalog import load_queries
-    from hotpatch_audit.extract import extract_to_snapshot
-    from hotpatch_audit.pipeline import RunContext, _scope_for, make_source
+    from hotpatch_audit.pipeline import RunContext, _scope_for, extract_stage
 
-    settings = _settings(demo_machines=machines, arg_endpoint=endpoint, arg_ca_bundle=ca_bundle, arg_cloud=cloud)
+    settings = settings_from(demo_machines=machines, arg_endpoint=endpoint, arg_ca_bundle=ca_bundle, arg_cloud=cloud)
     request = RunRequest(source=source, subscriptions=tuple(subscription or ()),
                          management_groups=tuple(management_group or ()), tenants=tuple(tenant or ()),
                          as_of=_parse_as_of(as_of))
     when = request.as_of or datetime.now(UTC).replace(microsecond=0)
     ctx = RunContext("extract", source, _scope_for(settings, request).key(), when, None, settings.work_dir)
-    reader = make_source(settings, ctx)
-    try:
-        snap = extract_to_snapshot(reader, load_queries(settings.project_root), save, as_of=when,
-                                   project_root=settings.project_root)
-    finally:
-        close = getattr(reader, "close", None)
-        if close:
-            close()
-    for q in snap.queries.values():
-        note = "" if q.complete else " INCOMPLETE: " + str(q.error)
-        err.print(escape(f"{q.name}: {q.pages} pages, {q.rows:,} rows{note}"))
+    extracted = extract_stage(settings, ctx, save_dir=save)
+    for name, rows in extracted.rows.items():
+        note = f" INCOMPLETE: {extracted.errors[name]}" if name in extracted.errors else ""
+        err.print(escape(f"{name}: {rows:,} rows{note}"))
     out.print(str(save))
-    raise typer.Exit(EXIT_OK if snap.complete else EXIT_INCOMPLETE)
+    raise typer.Exit(EXIT_OK if extracted.complete else EXIT_INCOMPLETE)
 
 
 @app.command()
-@_guard
+@guard
 def report(
     run_id: Annotated[str | None, typer.Argument(help="Run to render [default: latest good run]")] = None,
     ledger: LedgerOpt = None, out_dir: OutOpt = None, fmt: FormatOpt = None, lang: LangOpt = None, tz: TzOpt = None,
@@ -250,7 +212,7 @@ def report(
     from hotpatch_audit.ledger import latest_run, open_reader
     from hotpatch_audit.pipeline import render_per_owner, render_stage
 
-    settings = _settings(ledger_path=ledger, formats=fmt, language=lang, timezone=tz)
+    settings = settings_from(ledger_path=ledger, formats=fmt, language=lang, timezone=tz)
     path = settings.path(settings.ledger_path)
     with open_reader(path, timeout=settings.lock_timeout_seconds, on_wait=err.print,
                      memory_limit=settings.duckdb_memory_limit) as con:
@@ -265,7 +227,7 @@ def report(
 
 
 @app.command()
-@_guard
+@guard
 def query(
     sql: Annotated[str, typer.Argument(help="SQL to run against the ledger (read-only)")],
     ledger: LedgerOpt = None,
@@ -279,7 +241,7 @@ def query(
 
     if output not in ("table", "csv"):
         raise ConfigError("--output must be table or csv")
-    settings = _settings(ledger_path=ledger)
+    settings = settings_from(ledger_path=ledger)
     import duckdb
 
     with open_reader(settings.path(settings.ledger_path), timeout=settings.lock_timeout_seconds,
@@ -303,7 +265,7 @@ def query(
 
 
 @app.command()
-@_guard
+@guard
 def emulator(
     machines: Annotated[int | None, typer.Option(help="Demo fleet size to serve [default: 500]")] = None,
     as_of: Annotated[str | None, typer.Option(help="The fleet's as-of time [default: latest monthly run date]")] = None,
@@ -324,7 +286,7 @@ def emulator(
     from hotpatch_audit.emulator import serve
     from hotpatch_audit.pipeline import demo_fleet
 
-    settings = _settings(demo_machines=machines)
+    settings = settings_from(demo_machines=machines)
     when = _parse_as_of(as_of) or latest_monthly_as_of(date.today())
     path = db or demo_fleet(settings, when)
     if not path.exists():
@@ -334,7 +296,7 @@ def emulator(
 
 
 app.add_typer(calendar_app, name="calendar")
-app.command("diff")(_guard(_diff))
+app.command("diff")(guard(_diff))
 app.command("import-facts")(import_facts)
 
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import csv
-import functools
 import re
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -22,7 +21,7 @@ from hotpatch_audit.calendar import (
     months_to_verify,
 )
 from hotpatch_audit.config import Settings
-from hotpatch_audit.console import err, out
+from hotpatch_audit.console import err, guard, out, settings_from
 from hotpatch_audit.errors import ConfigError
 
 calendar_app = typer.Typer(add_completion=False, rich_markup_mode=None)  # help: the callback's docstring
@@ -36,24 +35,11 @@ SHOWN = ("track", "month", "kind", "kb", "os_build", "release_date", "verified",
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
 
-def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """cli._guard (errors to exit codes), looked up at call time: cli imports this module to add it."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from hotpatch_audit.cli import _guard
-
-        return _guard(fn)(*args, **kwargs)
-
-    return wrapper
-
-
 def _calendar(override: Path | None) -> tuple[Settings, Path | None]:
-    from hotpatch_audit.cli import _settings
+    from hotpatch_audit.pipeline import calendar_override
 
-    settings = _settings()
-    path = override or getattr(settings, "calendar_override_path", None)
-    return settings, settings.path(path) if path is not None else None
+    settings = settings_from()
+    return settings, settings.path(override) if override is not None else calendar_override(settings)
 
 
 def _print(columns: tuple[str, ...], rows: Sequence[tuple[str, ...]], output: str, title: str) -> None:
@@ -77,7 +63,7 @@ def _check_output(output: str) -> None:
 
 
 @calendar_app.callback(invoke_without_command=True)
-@_guarded
+@guard
 def calendar(ctx: typer.Context, override: OverrideOpt = None, output: OutputOpt = "table") -> None:
     """Print the release calendar a run will use (shipped file merged with the override) and its version.
 
@@ -98,7 +84,7 @@ def calendar(ctx: typer.Context, override: OverrideOpt = None, output: OutputOpt
 
 
 @calendar_app.command()
-@_guarded
+@guard
 def check(
     start: Annotated[str | None, typer.Option("--from", help="First month, YYYY-MM (with --to)")] = None,
     to: Annotated[str | None, typer.Option("--to", help="Last month, YYYY-MM [default: current month]")] = None,

@@ -5,23 +5,14 @@ from __future__ import annotations
 import csv
 import sys
 from pathlib import Path
-from typing import Annotated, Any  # Any: cli._guard's wrapper annotations resolve in this module
+from typing import Annotated, Any
 
 import typer
 from rich.table import Table
 
-from hotpatch_audit.config import Settings
-from hotpatch_audit.console import err, out
+from hotpatch_audit.console import err, out, settings_from
 from hotpatch_audit.diff import CHANGE_COLUMNS, CHANGES, Diff, diff_runs
 from hotpatch_audit.errors import ConfigError
-
-
-def _settings(ledger: Path | None) -> Settings:
-    try:
-        values: dict[str, Any] = {"ledger_path": ledger} if ledger is not None else {}
-        return Settings(**values)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
 
 
 def _csv_cell(value: Any) -> Any:
@@ -73,7 +64,7 @@ def diff(
 
     if output not in ("table", "csv"):
         raise ConfigError("--output must be table or csv")
-    settings = _settings(ledger)
+    settings = settings_from(ledger_path=ledger)
     refresh_definitions(settings)  # the ledger may predate the month-over-month views
     with open_reader(settings.path(settings.ledger_path), timeout=settings.lock_timeout_seconds,
                      memory_limit=settings.duckdb_memory_limit, on_wait=err.print) as con:

@@ -7,39 +7,19 @@ module does not import cli.py.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.markup import escape
 
 from hotpatch_audit.config import Settings
-from hotpatch_audit.console import err
-from hotpatch_audit.errors import ConfigError, HotpatchAuditError
+from hotpatch_audit.console import err, guard
+from hotpatch_audit.errors import ConfigError
 from hotpatch_audit.guest_facts import import_facts_file, read_facts_file
-from hotpatch_audit.pipeline import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from hotpatch_audit.pipeline import EXIT_OK
 
 
-def _guarded(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Bad file or setting → exit 2, other expected failure → exit 3, each with one clear message."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except ConfigError as exc:
-            err.print("[red]usage error:[/red]", escape(str(exc)), highlight=False)
-            raise typer.Exit(EXIT_USAGE) from None
-        except HotpatchAuditError as exc:
-            err.print("[red]error:[/red]", escape(str(exc)), highlight=False)
-            raise typer.Exit(EXIT_FAILED) from None
-
-    return wrapper
-
-
-@_guarded
+@guard
 def import_facts(
     file: Annotated[Path, typer.Argument(help="Guest facts: CSV, JSON array of objects, or NDJSON")],
     ledger: Annotated[
