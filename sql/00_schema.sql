@@ -138,16 +138,22 @@ create table if not exists raw.resource_containers (
 );
 comment on table raw.resource_containers is 'Rows of queries/resource_containers.kql per run: subscriptions and resource groups with tags.';
 
--- Guest facts imported from an inventory file (hotpatch-audit import-facts FILE; docs/guest-facts.md).
--- Not tied to a run: core.guest_facts picks, per run, the freshest row with collected_at <= the run's as_of.
--- run_id is always NULL; it exists so the ledger's per-run clean-up of raw tables leaves these rows alone.
-create table if not exists raw.imported_guest_facts (
+-- Guest facts from both routes in one table (docs/guest-facts.md), typed at load:
+--   machine_configuration: each run's hotpatch-audit-guest Machine Configuration reports, their key=value
+--     phrases parsed when the run is loaded (run_id = that run; removed with the run);
+--   import: rows of a collector file loaded by hotpatch-audit import-facts (run_id NULL: they belong to no run,
+--     so the ledger's per-run clean-up leaves them alone; core.guest_facts uses them for every run whose
+--     as_of is at or after collected_at).
+create table if not exists raw.guest_facts (
     run_id varchar,
-    import_id varchar not null,
-    source_file varchar not null,
-    line integer not null,
+    source varchar not null,
+    report_id varchar not null,
+    import_id varchar,
+    source_file varchar,
+    line integer,
     machine_id varchar not null,
-    collected_at timestamp not null,
+    compliance_status varchar,
+    collected_at timestamp,
     vbs_status integer,
     security_services_configured varchar,
     security_services_running varchar,
@@ -161,29 +167,34 @@ create table if not exists raw.imported_guest_facts (
     wsl2 integer,
     firmware_type varchar,
     secure_boot integer,
-    imported_at timestamp not null
+    phrases varchar,
+    loaded_at timestamp not null
 );
-comment on table raw.imported_guest_facts is 'Guest facts imported by hotpatch-audit import-facts from a collector''s CSV or JSON file (docs/guest-facts.md), one row per file line; validated before loading, one transaction per file, a file''s content is imported once (import_id = SHA-256). Not tied to a run: core.guest_facts uses the freshest row collected at or before each run''s as_of.';
-comment on column raw.imported_guest_facts.run_id is 'Always NULL: imported facts belong to no run.';
-comment on column raw.imported_guest_facts.import_id is 'SHA-256 of the imported file''s content (re-importing the same content is a no-op).';
-comment on column raw.imported_guest_facts.source_file is 'Path of the imported file as given to import-facts.';
-comment on column raw.imported_guest_facts.line is 'Line of the row in the file (CSV record start, JSON object start, NDJSON line).';
-comment on column raw.imported_guest_facts.machine_id is 'ARM resource id of the Azure VM or Arc machine, lower-cased.';
-comment on column raw.imported_guest_facts.collected_at is 'When the collector read the facts (UTC).';
-comment on column raw.imported_guest_facts.vbs_status is 'VirtualizationBasedSecurityStatus: 0 not enabled, 1 enabled not running, 2 running.';
-comment on column raw.imported_guest_facts.security_services_configured is 'SecurityServicesConfigured as a comma list (1 Credential Guard, 2 HVCI); empty text: none, NULL: not reported.';
-comment on column raw.imported_guest_facts.security_services_running is 'SecurityServicesRunning as a comma list; empty text: none, NULL: not reported.';
-comment on column raw.imported_guest_facts.use_wu_server is 'UseWUServer policy (0/1; NULL not set).';
-comment on column raw.imported_guest_facts.wu_server is 'WUServer policy URL (NULL not set).';
-comment on column raw.imported_guest_facts.quality_updates_source is 'SetPolicyDrivenUpdateSourceForQualityUpdates (0 Windows Update, 1 WSUS; NULL not set).';
-comment on column raw.imported_guest_facts.no_wu_internet is 'DoNotConnectToWindowsUpdateInternetLocations (0/1; NULL not set).';
-comment on column raw.imported_guest_facts.is_virtual_machine is 'IsVirtualMachine (0/1).';
-comment on column raw.imported_guest_facts.hyperv_generation is 'HyperVGeneration (1/2) when the machine is a Hyper-V VM.';
-comment on column raw.imported_guest_facts.hyperv_role is 'HyperVRole installed (0/1).';
-comment on column raw.imported_guest_facts.wsl2 is 'Wsl2 enabled (0/1).';
-comment on column raw.imported_guest_facts.firmware_type is 'FirmwareType: UEFI or BIOS.';
-comment on column raw.imported_guest_facts.secure_boot is 'SecureBoot on (0/1).';
-comment on column raw.imported_guest_facts.imported_at is 'When the file was imported (UTC).';
+comment on table raw.guest_facts is 'Guest facts from both routes, one row per report or file line, typed at load (docs/guest-facts.md): source machine_configuration = a run''s hotpatch-audit-guest Machine Configuration report with its key=value phrases parsed when the run is loaded (run_id set); source import = a row of a collector file loaded by hotpatch-audit import-facts (run_id NULL, validated before loading, one transaction per file, a file''s content is imported once). core.guest_facts picks, per run and machine, the freshest row collected at or before the run''s as_of.';
+comment on column raw.guest_facts.run_id is 'The run whose extract carried the Machine Configuration report; NULL for imported rows, which belong to no run.';
+comment on column raw.guest_facts.source is 'machine_configuration (Azure Machine Configuration report) or import (hotpatch-audit import-facts).';
+comment on column raw.guest_facts.report_id is 'Machine Configuration report resource id (lower-cased), or import:<file>:<line>.';
+comment on column raw.guest_facts.import_id is 'SHA-256 of the imported file''s content (re-importing the same content is a no-op); NULL for Machine Configuration rows.';
+comment on column raw.guest_facts.source_file is 'Path of the imported file as given to import-facts; NULL for Machine Configuration rows.';
+comment on column raw.guest_facts.line is 'Line of the row in the imported file (CSV record start, JSON object start, NDJSON line).';
+comment on column raw.guest_facts.machine_id is 'ARM resource id of the Azure VM or Arc machine, lower-cased.';
+comment on column raw.guest_facts.compliance_status is 'Machine Configuration compliance status of the report; NULL for imported rows.';
+comment on column raw.guest_facts.collected_at is 'When the facts were read on the machine (UTC): the report''s lastComplianceStatusChecked, or the collector''s collected_at.';
+comment on column raw.guest_facts.vbs_status is 'VirtualizationBasedSecurityStatus: 0 not enabled, 1 enabled not running, 2 running.';
+comment on column raw.guest_facts.security_services_configured is 'SecurityServicesConfigured as a comma list (1 Credential Guard, 2 HVCI); empty text: none, NULL: not reported.';
+comment on column raw.guest_facts.security_services_running is 'SecurityServicesRunning as a comma list; empty text: none, NULL: not reported.';
+comment on column raw.guest_facts.use_wu_server is 'UseWUServer policy (0/1; NULL not set).';
+comment on column raw.guest_facts.wu_server is 'WUServer policy URL (NULL not set).';
+comment on column raw.guest_facts.quality_updates_source is 'SetPolicyDrivenUpdateSourceForQualityUpdates (0 Windows Update, 1 WSUS; NULL not set).';
+comment on column raw.guest_facts.no_wu_internet is 'DoNotConnectToWindowsUpdateInternetLocations (0/1; NULL not set).';
+comment on column raw.guest_facts.is_virtual_machine is 'IsVirtualMachine (0/1).';
+comment on column raw.guest_facts.hyperv_generation is 'HyperVGeneration (1/2) when the machine is a Hyper-V VM.';
+comment on column raw.guest_facts.hyperv_role is 'HyperVRole installed (0/1).';
+comment on column raw.guest_facts.wsl2 is 'Wsl2 enabled (0/1).';
+comment on column raw.guest_facts.firmware_type is 'FirmwareType: UEFI or BIOS.';
+comment on column raw.guest_facts.secure_boot is 'SecureBoot on (0/1).';
+comment on column raw.guest_facts.phrases is 'The facts in the key=value phrase format: the report''s phrases as sent, or an imported row written in that format (evidence).';
+comment on column raw.guest_facts.loaded_at is 'When the row entered the ledger (UTC): the run''s load or the import.';
 
 -- Waivers a run applied (hotpatch_audit.waivers, docs/waivers.md).
 create table if not exists meta.waivers (

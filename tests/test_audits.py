@@ -10,6 +10,7 @@ import duckdb
 import yaml
 
 from hotpatch_audit.analyze import apply_sql, materialize_findings
+from hotpatch_audit.ledger import parse_guest_configuration_reports
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = sorted((ROOT / "tests" / "cases").glob("*/*.yaml"))
@@ -84,6 +85,8 @@ def load_case(con: duckdb.DuckDBPyConnection, case: dict[str, Any]) -> list[str]
                     values[k] = json.dumps(v) if cols[k] == "JSON" else (None if v is None else str(v).lower() if isinstance(v, bool) else str(v))
                 names = ", ".join(values)
                 con.execute(f"insert into raw.{table} ({names}) values ({', '.join('?' for _ in values)})", list(values.values()))
+    for run in runs:  # as ledger.load_snapshot does when it loads a run
+        parse_guest_configuration_reports(con, run["run_id"])
     return [r["run_id"] for r in runs]
 
 

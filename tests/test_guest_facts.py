@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from hotpatch_audit.config import Settings
 from hotpatch_audit.guest_facts import COLUMNS, FactsFileError, import_facts_file, read_facts_file
-from hotpatch_audit.ledger import finish_run, open_reader, open_writer
+from hotpatch_audit.ledger import finish_run, open_reader, open_writer, parse_guest_configuration_reports
 from hotpatch_audit.pipeline import RunRequest, run_audit
 from tests.snapshots import SUB, arc_row, make_snapshot
 
@@ -92,7 +92,7 @@ def test_good_csv_import_then_idempotent(gf_settings: Settings) -> None:
     again = import_facts_file(gf_settings, FIX / "collector-sample.csv")
     assert again.already_imported and again.rows == 0 and again.import_id == first.import_id
     rows = _rows(gf_settings, "select machine_id, line, vbs_status, hyperv_generation, wu_server, run_id"
-                              " from raw.imported_guest_facts order by line")
+                              " from raw.guest_facts where source = 'import' order by line")
     assert rows == [
         (WEB, 2, 1, None, None, None),
         (SQL2, 3, 2, 2, "http://wsus.contoso.local:8530", None),
@@ -110,7 +110,7 @@ def test_same_content_under_another_name_is_not_imported_twice(gf_settings: Sett
 def test_good_json_and_ndjson_import(gf_settings: Settings) -> None:
     assert import_facts_file(gf_settings, FIX / "collector-sample.json").rows == 3
     assert import_facts_file(gf_settings, FIX / "collector-sample.ndjson").rows == 1
-    assert _rows(gf_settings, "select count(*), count(distinct import_id) from raw.imported_guest_facts") == [(4, 2)]
+    assert _rows(gf_settings, "select count(*), count(distinct import_id) from raw.guest_facts where source = 'import'") == [(4, 2)]
 
 
 # --- the importer: refusals --------------------------------------------------------------------------
@@ -131,7 +131,7 @@ def test_bad_file_names_file_line_field_and_leaves_ledger_untouched(
         import_facts_file(gf_settings, FIX / name)
     assert str(info.value).startswith(f"{FIX / name}: line {line}: field {field}: ")
     assert _ledger_digest(gf_settings) == before
-    assert _rows(gf_settings, "select count(*) from raw.imported_guest_facts") == [(1,)]
+    assert _rows(gf_settings, "select count(*) from raw.guest_facts where source = 'import'") == [(1,)]
 
 
 def test_unknown_column_is_refused_with_a_case_hint(tmp_path: Path) -> None:
@@ -224,6 +224,7 @@ def test_phrase_sample_parses_like_the_import(gf_settings: Settings) -> None:
                     " 'hotpatch-audit-guest', ?)",
                     [run_id, f"{SQL2}/providers/microsoft.guestconfiguration/guestconfigurationassignments/"
                      "hotpatch-audit-guest", SQL2, "2026-11-21T00:00:00Z", json.dumps(resources)])
+                parse_guest_configuration_reports(con, run_id)
         got = {r[0]: r[1:] for r in con.execute(
             f"select run_id, source, {cols} from core.guest_facts where machine_id = ?", [SQL2]).fetchall()}
     assert got["r-import"][0] == "import"
@@ -256,6 +257,7 @@ def test_freshest_route_wins_and_stale_counts_as_missing(gf_settings: Settings, 
                     " configuration_name, report_resources) values (?, 'x', 'hotpatch-audit-guest', ?,"
                     " '2026-11-24T00:00:00Z', 'hotpatch-audit-guest', ?)",
                     [run_id, WEB, json.dumps([{"reasons": [{"phrase": "VirtualizationBasedSecurityStatus=2"}]}])])
+        parse_guest_configuration_reports(con, run_id)
     assert _rows(gf_settings, sql, [run_id, WEB]) == [("machine_configuration", 2, datetime(2026, 11, 24), True)]
 
 
@@ -279,4 +281,67 @@ def test_raw_import_table_survives_runs(gf_settings: Settings, tmp_path: Path) -
     import_facts_file(gf_settings, FIX / "collector-sample.csv")
     _audited_ledger(gf_settings, tmp_path)
     _audited_ledger(gf_settings, tmp_path)
-    assert _rows(gf_settings, "select count(*) from raw.imported_guest_facts") == [(3,)]
+    assert _rows(gf_settings, "select count(*) from raw.guest_facts where source = 'import'") == [(3,)]
+
+
+def test_machine_configuration_reports_land_parsed_in_the_one_raw_table(gf_settings: Settings, tmp_path: Path) -> None:
+    """A run's Machine Configuration report is parsed at load into raw.guest_facts beside imported rows,
+    and leaves with its run when a rerun replaces it."""
+    import_facts_file(gf_settings, FIX / "collector-sample.csv")
+    report = {
+        "id": f"{WEB}/providers/Microsoft.GuestConfiguration/guestConfigurationAssignments/hotpatch-audit-guest",
+        "name": "hotpatch-audit-guest", "machine_id": WEB, "configuration_name": "hotpatch-audit-guest",
+        "last_checked": "2026-11-24T00:00:00Z", "compliance_status": "Compliant",
+        "report_resources": [{"resourceId": "vbs", "reasons": [
+            {"phrase": "VirtualizationBasedSecurityStatus=2; SecurityServicesConfigured=2; SecurityServicesRunning=2"},
+            {"phrase": "FirmwareType=UEFI SecureBoot=1 UseWUServer=0"}]}],
+    }
+    snap = make_snapshot(tmp_path / "snap", {"arc_machines": [arc_row("arc-web-01")],
+                                             "guest_configuration_reports": [report]})
+    first = run_audit(gf_settings, RunRequest(source="snapshot", snapshot_dir=snap, as_of=AS_OF), render=False)
+    sql = ("select run_id, source, machine_id, collected_at, vbs_status, security_services_running, firmware_type,"
+           " secure_boot, use_wu_server from raw.guest_facts order by source, machine_id")
+    rows = _rows(gf_settings, sql)
+    assert [r[1] for r in rows] == ["import", "import", "import", "machine_configuration"]
+    assert all(r[0] is None for r in rows[:3])
+    assert rows[3] == (first.run_id, "machine_configuration", WEB, datetime(2026, 11, 24), 2, "2", "UEFI", 1, 0)
+    assert _vbs_codes(gf_settings, first.run_id, WEB) == set()  # VBS running, HVCI on: no blocker
+    again = run_audit(gf_settings, RunRequest(source="snapshot", snapshot_dir=snap, as_of=AS_OF), render=False)
+    rows = _rows(gf_settings, sql)
+    assert [r[0] for r in rows if r[1] == "machine_configuration"] == [again.run_id]
+    assert len(rows) == 4
+
+
+def test_ledger_from_before_the_one_raw_table_is_migrated(gf_settings: Settings, tmp_path: Path) -> None:
+    """An older ledger kept imports in raw.imported_guest_facts and parsed reports only in a view: opening it
+    moves the imports into raw.guest_facts, parses every run's reports, and drops the old table."""
+    run_id = _audited_ledger(gf_settings, tmp_path)
+    ledger = gf_settings.path(gf_settings.ledger_path)
+    with open_writer(ledger, ROOT) as con:
+        con.execute("create table raw.imported_guest_facts (run_id varchar, import_id varchar, source_file varchar,"
+                    " line integer, machine_id varchar, collected_at timestamp, vbs_status integer,"
+                    " security_services_configured varchar, security_services_running varchar, use_wu_server integer,"
+                    " wu_server varchar, quality_updates_source integer, no_wu_internet integer,"
+                    " is_virtual_machine integer, hyperv_generation integer, hyperv_role integer, wsl2 integer,"
+                    " firmware_type varchar, secure_boot integer, imported_at timestamp)")
+        con.execute("insert into raw.imported_guest_facts (import_id, source_file, line, machine_id, collected_at,"
+                    " vbs_status, security_services_configured, imported_at) values"
+                    " ('abc', 'old.csv', 2, ?, '2026-11-20 06:15', 1, '2', '2026-11-21 00:00')", [WEB])
+        con.execute("insert into raw.guest_configuration_reports (run_id, id, name, machine_id, last_checked,"
+                    " configuration_name, report_resources) values (?, 'x', 'hotpatch-audit-guest', ?,"
+                    " '2026-11-19T00:00:00Z', 'hotpatch-audit-guest', ?)",
+                    [run_id, WEB, json.dumps([{"reasons": [{"phrase": "VirtualizationBasedSecurityStatus=0"}]}])])
+        con.execute("delete from raw.guest_facts")
+        con.execute("update meta.schema_state set fingerprint = 'older'")
+    with open_writer(ledger, ROOT):
+        pass
+    rows = _rows(gf_settings, "select source, run_id, report_id, vbs_status, phrases, loaded_at from raw.guest_facts"
+                              " order by source")
+    assert rows[0] == ("import", None, "import:old.csv:2", 1,
+                       "VirtualizationBasedSecurityStatus=1 SecurityServicesConfigured=2", datetime(2026, 11, 21))
+    assert rows[1][:4] == ("machine_configuration", run_id, "x", 0)
+    assert _rows(gf_settings, "select count(*) from information_schema.tables where table_name ="
+                              " 'imported_guest_facts'") == [(0,)]
+    # the import (collected 2026-11-20) is fresher than the report (2026-11-19) and wins for the run
+    assert _rows(gf_settings, "select source, vbs_status from core.guest_facts where run_id = ?", [run_id]) == [
+        ("import", 1)]

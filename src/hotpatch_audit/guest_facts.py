@@ -4,7 +4,7 @@ The file format is docs/guest-facts.md ("Importing facts"): `machine_id` and `co
 required, every other column is one of the phrase keys of the Machine Configuration route, written
 exactly as there, with the same values. Unknown columns are refused. A file is validated completely
 before the ledger is touched; errors name the file, the line and the field. Rows land in
-raw.imported_guest_facts under the ledger's writer lock in one transaction, and a file whose
+raw.guest_facts (source import) under the ledger's writer lock in one transaction, and a file whose
 content (SHA-256) was imported before is not imported again.
 """
 
@@ -391,30 +391,40 @@ def read_facts_file(path: Path) -> FactsFile:
 # --- loading -------------------------------------------------------------------------------------
 
 
+def phrases(facts: dict[str, Any]) -> str:
+    """One row's facts written in the Machine Configuration phrase format (key=value ...), for evidence."""
+    return " ".join(f"{k.key}={facts[k.column]}" for k in FACT_KEYS if facts.get(k.column) is not None)
+
+
 def load_facts(con: duckdb.DuckDBPyConnection, facts: FactsFile, *, now: datetime | None = None) -> ImportResult:
-    """Insert a validated file's rows into raw.imported_guest_facts in one transaction (idempotent by hash)."""
+    """Insert a validated file's rows into raw.guest_facts (source import, run_id NULL) in one transaction
+    (idempotent by hash)."""
     imported_at = (now or datetime.now(UTC)).astimezone(UTC).replace(tzinfo=None)
     con.execute("BEGIN")
     try:
         found = con.execute(
-            "SELECT min(imported_at) FROM raw.imported_guest_facts WHERE import_id = ?", [facts.import_id]
+            "SELECT min(loaded_at) FROM raw.guest_facts WHERE source = 'import' AND import_id = ?", [facts.import_id]
         ).fetchone()
         if found and found[0] is not None:
             con.execute("ROLLBACK")
             return ImportResult(facts.path, facts.import_id, 0, True, found[0])
+        n = len(facts.rows)
         columns: list[tuple[str, str, list[Any]]] = [
-            ("import_id", "VARCHAR", [facts.import_id] * len(facts.rows)),
-            ("source_file", "VARCHAR", [str(facts.path)] * len(facts.rows)),
+            ("source", "VARCHAR", ["import"] * n),
+            ("report_id", "VARCHAR", [f"import:{facts.path}:{r.line}" for r in facts.rows]),
+            ("import_id", "VARCHAR", [facts.import_id] * n),
+            ("source_file", "VARCHAR", [str(facts.path)] * n),
             ("line", "INTEGER", [r.line for r in facts.rows]),
             ("machine_id", "VARCHAR", [r.machine_id for r in facts.rows]),
             ("collected_at", "TIMESTAMP", [r.collected_at for r in facts.rows]),
             *((k.column, k.sql_type, [r.facts[k.column] for r in facts.rows]) for k in FACT_KEYS),
-            ("imported_at", "TIMESTAMP", [imported_at] * len(facts.rows)),
+            ("phrases", "VARCHAR", [phrases(r.facts) for r in facts.rows]),
+            ("loaded_at", "TIMESTAMP", [imported_at] * n),
         ]
         names = ", ".join(c for c, _, _ in columns)
         selects = ", ".join(f"unnest(?::{t}[])" for _, t, _ in columns)
         con.execute(
-            f"INSERT INTO raw.imported_guest_facts ({names}) SELECT {selects}",  # noqa: S608 (fixed names)
+            f"INSERT INTO raw.guest_facts ({names}) SELECT {selects}",  # noqa: S608 (fixed names)
             [v for _, _, v in columns],
         )
         con.execute("COMMIT")

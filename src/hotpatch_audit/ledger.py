@@ -136,6 +136,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, project_root: Path, calendar_o
     if row and row[0] == fingerprint:
         return
     apply_sql(con, project_root, calendar_override)
+    _migrate_guest_facts(con)
     # Definitions changed: rebuild the per-run materialized views of every good run (findings stay as judged).
     for (run_id,) in con.execute(
         "SELECT run_id FROM meta.runs WHERE status IN ('succeeded', 'incomplete') ORDER BY as_of"
@@ -316,12 +317,53 @@ def load_snapshot(con: duckdb.DuckDBPyConnection, run_id: str, snap: Snapshot) -
                 [run_id, name, q.file, q.sha256, q.pages, q.rows, q.total_records, q.complete, q.error,
                  q.started_at or None, q.finished_at or None],
             )
+        parse_guest_configuration_reports(con, run_id)
         con.execute("UPDATE meta.runs SET status = 'loaded' WHERE run_id = ?", [run_id])
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     return counts
+
+
+def parse_guest_configuration_reports(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> int:
+    """Copy the run's Machine Configuration reports, their phrases parsed (core.guest_configuration_facts),
+    into raw.guest_facts; with no run id, every run that has reports but no parsed rows yet (older ledgers)."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    where = "run_id = ?" if run_id is not None else (
+        "run_id NOT IN (SELECT DISTINCT run_id FROM raw.guest_facts WHERE run_id IS NOT NULL)"
+    )
+    params: list[object] = [now] + ([run_id] if run_id is not None else [])
+    con.execute(f"DELETE FROM raw.guest_facts WHERE source = 'machine_configuration' AND {where}", params[1:])
+    row = con.execute(
+        f"INSERT INTO raw.guest_facts BY NAME SELECT *, ?::TIMESTAMP AS loaded_at"  # noqa: S608 (fixed text)
+        f" FROM core.guest_configuration_facts WHERE {where}",
+        params,
+    ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def _migrate_guest_facts(con: duckdb.DuckDBPyConnection) -> None:
+    """Ledgers written before raw.guest_facts kept imported facts in raw.imported_guest_facts and parsed
+    Machine Configuration phrases only in a view: move the imports over and parse the reports of every run."""
+    from hotpatch_audit.guest_facts import FACT_KEYS
+
+    old = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'raw'"
+        " AND table_name = 'imported_guest_facts'"
+    ).fetchone()
+    if old and old[0]:
+        facts = ", ".join(k.column for k in FACT_KEYS)
+        phrase = ", ".join(f"'{k.key}=' || {k.column}" for k in FACT_KEYS)
+        con.execute(
+            f"INSERT INTO raw.guest_facts (run_id, source, report_id, import_id, source_file, line, machine_id,"
+            f" collected_at, {facts}, phrases, loaded_at)"
+            f" SELECT NULL, 'import', 'import:' || source_file || ':' || line, import_id, source_file, line,"
+            f" machine_id, collected_at, {facts}, concat_ws(' ', {phrase}), imported_at"
+            f" FROM raw.imported_guest_facts"
+        )
+        con.execute("DROP TABLE raw.imported_guest_facts")
+    parse_guest_configuration_reports(con)
 
 
 def finish_run(
