@@ -292,3 +292,26 @@ def test_report_shows_changes_and_first_run_says_nothing_to_compare(tmp_path: Pa
     past = tmp_path / "past"
     render_reports(ledger, PAST_RUN_ID, past, settings=Settings(), formats=("html",))
     assert "first monthly run of this scope: nothing to compare" in (past / "audit.html").read_text(encoding="utf-8")
+
+
+def test_demo_history_standing_blocker_without_a_month_keeps_its_id(demo_history: tuple[Any, list[str]]) -> None:
+    """A VBS or WSUS finding has no month: the same machine's same blocker in two monthly runs is one finding id,
+    so the diff calls it still open, never fixed and new."""
+    settings, run_ids = demo_history
+    con = duckdb.connect(str(settings.ledger_path), read_only=True)
+    try:
+        pairs = con.execute(
+            """select b.finding_id, a.finding_id, c.change
+               from audit.findings b
+               join audit.findings a on a.run_id = ? and a.audit = b.audit and a.code = b.code
+                    and a.machine_id = b.machine_id and a.status in ('fail', 'warn')
+               left join audit.finding_changes c on c.run_id = b.run_id and c.finding_id = b.finding_id
+               where b.run_id = ? and b.month is null and b.status in ('fail', 'warn')
+                 and b.audit in ('vbs_blockers', 'wsus_misconfigurations')""",
+            [run_ids[-2], run_ids[-1]],
+        ).fetchall()
+        assert pairs, "the demo keeps some VBS/WSUS blockers open across its last two runs"
+        assert all(new == old for new, old, _ in pairs)
+        assert {change for _, _, change in pairs} == {"still_open"}
+    finally:
+        con.close()
