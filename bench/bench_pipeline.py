@@ -27,6 +27,8 @@ def one(size: int) -> dict[str, float]:
     """Run every stage once for `size` machines; return seconds per stage and peak RSS in MB."""
     sys.path.insert(0, str(ROOT / "src"))
     from hotpatch_audit.config import Settings
+    from hotpatch_audit.duck import connect
+    from hotpatch_audit.manifest import run_facts, write_manifest
     from hotpatch_audit.pipeline import (
         RunRequest,
         audit_stage,
@@ -58,6 +60,16 @@ def one(size: int) -> dict[str, float]:
         start = time.perf_counter()
         render_reports(s.ledger_path, "bench", tmp / "out", settings=s, formats=[fmt])
         t[f"render_{fmt}"] = time.perf_counter() - start
+    start = time.perf_counter()
+    written = render_reports(s.ledger_path, "bench", tmp / "out", settings=s, formats=["csv", "parquet"])
+    t["exports"] = time.perf_counter() - start
+    start = time.perf_counter()
+    con = connect(s.ledger_path, read_only=True)
+    facts = run_facts(con, "bench")
+    con.close()
+    files = [*written, tmp / "out" / "audit.html", tmp / "out" / "audit.pdf"]
+    write_manifest(tmp / "out", files, facts=facts, settings=s, generated_at=datetime.now(UTC))
+    t["manifest"] = time.perf_counter() - start
     t["total"] = sum(t.values())
     t["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t["rows"] = float(sum(extracted.rows.values()))
@@ -74,7 +86,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(one(args.child)))
         return
-    cols = ["generate", "extract", "load", "audit", "render_html", "render_pdf", "total", "peak_rss_mb", "rows"]
+    cols = ["generate", "extract", "load", "audit", "render_html", "render_pdf", "exports", "manifest", "total",
+            "peak_rss_mb", "rows"]
     print(f"{'machines':>9} " + " ".join(f"{c:>12}" for c in cols))
     for size in [int(x) for x in args.sizes.split(",")]:
         results = []

@@ -21,7 +21,7 @@ from hotpatch_audit.config import Settings
 from hotpatch_audit.errors import HotpatchAuditError
 from hotpatch_audit.pipeline import EXIT_INCOMPLETE, EXIT_OK, RunOutcome, RunRequest, fail_run, start_run
 
-Format = Literal["html", "pdf", "csv"]
+Format = Literal["html", "pdf", "csv", "parquet"]
 
 
 def settings_from(**overrides: Any) -> Settings:

@@ -62,7 +62,8 @@ def audit(settings: Settings, ctx: RunContext, complete: bool) -> tuple[str, int
 
 @task(name="render", task_run_name="render-{run_id}", timeout_seconds=RENDER_TIMEOUT_S, cache_policy=NO_CACHE)
 def render(settings: Settings, run_id: str, out_dir: Path | None = None) -> list[Path]:
-    """Write the run's reports (html, pdf, csv as configured); return their paths."""
+    """Write the run's reports and exports (html, pdf, csv, parquet as configured), then SHA256SUMS and
+    manifest.json; return their paths, manifest.json last."""
     return pipeline.render_stage(settings, run_id, out_dir)
 
 

@@ -3,7 +3,8 @@
 # test suite. Arguments are passed to pytest.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-HOTPATCH_AUDIT_EXTRA_PACKAGES="${HOTPATCH_AUDIT_EXTRA_PACKAGES:-}" bash "$ROOT/scripts/bootstrap.sh"
+# The tests also need a browser: Debian's chromium (tests/test_html_browser.py drives it with Playwright).
+HOTPATCH_AUDIT_EXTRA_PACKAGES="chromium ${HOTPATCH_AUDIT_EXTRA_PACKAGES:-}" bash "$ROOT/scripts/bootstrap.sh"
 source "$ROOT/scripts/prefect-env.sh"
 export MPLBACKEND=Agg
 cd "$ROOT"

@@ -33,7 +33,7 @@ def test_every_ledger_table_and_view_is_described() -> None:
 
 
 @pytest.mark.parametrize("command", ["run", "demo", "extract", "report", "query", "emulator", "calendar", "diff",
-                                     "import-facts", "version"])
+                                     "import-facts", "verify", "version"])
 def test_every_command_has_help_with_an_example(command: str) -> None:
     result = CliRunner().invoke(app, [command, "--help"])
     assert result.exit_code == 0

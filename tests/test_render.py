@@ -33,6 +33,7 @@ from hotpatch_audit.render import (
 )
 
 GENERATED_AT = datetime(2025, 11, 18, 10, 30, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,8 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
     figures = build_report_ledger(ledger, incomplete_query=True)
     out = base / "out"
     paths = render_reports(ledger, RUN_ID, out, settings=Settings(), generated_at=GENERATED_AT)
-    assert [p.name for p in paths] == ["audit.html", "audit.pdf", "findings.csv"]
+    assert [p.name for p in paths] == ["audit.html", "audit.pdf", "findings.csv", "machine_months.csv",
+                                       "findings.parquet", "machine_months.parquet"]
     reader = pypdf.PdfReader(out / "audit.pdf")
     with (out / "findings.csv").open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
@@ -82,18 +84,19 @@ def test_pdf_has_cover_sections_page_numbers_and_figures(rendered: Rendered) -> 
     assert "2024-12 to 2025-11" in text
     assert "Page 1 of" in text
     f = rendered.figures
-    summary = rendered.pdf.pages[2].extract_text()
-    assert f"{f.machines_total}\nMachines in scope" in summary
-    assert f"{f.windows} Windows audited, {f.linux} Linux counted" in summary
-    assert f"{f.reboots_avoided}\nReboots avoided" in summary
-    assert f"{f.downtime_minutes} min" in summary
+    summary = " ".join(rendered.pdf.pages[2].extract_text().split())
+    # key figures: this run, the previous run (one machine, no machine-months), the change
+    assert (f"Machines in scope {f.windows} Windows audited, {f.linux} Linux counted, not audited "
+            f"{f.machines_total} 1 +{f.machines_total - 1} ▲") in summary
+    assert f"{f.reboots_avoided} 0 +{f.reboots_avoided} ▲" in summary  # year to date: the whole 2025 period
+    assert f"{f.downtime_minutes} min 0 min +{f.downtime_minutes} min ▲" in summary
 
 
 def test_pdf_has_toc_page_numbers_bookmarks_and_running_header(rendered: Rendered) -> None:
     toc = rendered.pdf.pages[1].extract_text()
     assert re.search(r"Reboot avoidance \.+ \d+", toc)
     titles = [o.title for o in rendered.pdf.outline if not isinstance(o, list)]
-    assert titles == ["Summary", *AUDITS.values(), "Waivers", "Methodology and evidence"]
+    assert titles == ["Summary", *AUDITS.values(), "Owners and subscriptions", "Waivers", "Methodology and evidence"]
     assert "Windows Server hotpatch audit VBS blockers" in rendered.pdf_text  # header: title + section
 
 
@@ -110,13 +113,23 @@ def test_html_is_self_contained_and_has_the_sections(rendered: Rendered) -> None
 
 def test_untrusted_strings_are_escaped_in_html_and_literal_in_pdf(rendered: Rendered) -> None:
     html = rendered.html
-    assert "<script" not in html.lower()
+    # one <script>: our own reports/static/report.js, inlined; no data ends up in it
+    assert html.lower().count("<script") == 1
+    script = html.split("<script>", 1)[1].split("</script>", 1)[0]
+    assert script.strip() == (ROOT / "reports" / "static" / "report.js").read_text(encoding="utf-8").strip()
     assert "<img" not in html.lower()
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
     squashed = _squash(rendered.pdf_text)
     assert _squash(XSS_NAME) in squashed
     assert _squash(XSS_OWNER) in squashed
+
+
+def test_interactive_parts_are_html_only(rendered: Rendered) -> None:
+    """The search bar, the machine index and the script are for the screen; the PDF has none of them."""
+    for text in ("Machine index", "Show all machines", "Filter rows", "textContent"):
+        assert text not in rendered.pdf_text
+    assert 'id="machines"' in rendered.html and 'id="report-search"' in rendered.html
 
 
 def test_csv_has_all_findings_in_stable_columns_and_neutralised_formulas(rendered: Rendered) -> None:
@@ -212,10 +225,10 @@ def test_render_opens_the_ledger_read_only(rendered: Rendered, tmp_path: Path) -
     ledger.write_bytes(rendered.ledger.read_bytes())
     ledger.chmod(0o444)  # a read-write open would fail on this file
     try:
-        (path,) = render_reports(ledger, RUN_ID, tmp_path / "out", settings=Settings(), formats=("csv",))
+        paths = render_reports(ledger, RUN_ID, tmp_path / "out", settings=Settings(), formats=("csv",))
     finally:
         ledger.chmod(0o644)
-    assert path.exists()
+    assert [p.name for p in paths] == ["findings.csv", "machine_months.csv"] and all(p.exists() for p in paths)
 
 
 def test_fetcher_refuses_everything_but_static_assets(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from hotpatch_audit.cli_calendar import calendar_app
 from hotpatch_audit.cli_diff import diff as _diff
 from hotpatch_audit.cli_facts import import_facts
 from hotpatch_audit.config import Settings
-from hotpatch_audit.console import err, guard, out, settings_from
+from hotpatch_audit.console import EXIT_FAILED, err, guard, out, settings_from
 from hotpatch_audit.errors import ConfigError, LedgerError
 from hotpatch_audit.pipeline import (
     EXIT_INCOMPLETE,
@@ -42,7 +42,8 @@ app = typer.Typer(
 
 LedgerOpt = Annotated[Path | None, typer.Option("--ledger", help="DuckDB ledger file [default: out/ledger.duckdb]")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Report folder [default: out/reports/<run id>]")]
-FormatOpt = Annotated[list[str] | None, typer.Option("--format", help="html, pdf, csv (repeatable) [default: all]")]
+FormatOpt = Annotated[
+    list[str] | None, typer.Option("--format", help="html, pdf, csv, parquet (repeatable) [default: all]")]
 LangOpt = Annotated[str | None, typer.Option("--lang", help="Report language: en or ja [default: en]")]
 EndpointOpt = Annotated[str | None, typer.Option(help="Resource-Graph-compatible https endpoint (emulator, proxy)")]
 CaOpt = Annotated[Path | None, typer.Option("--ca-bundle", help="CA bundle (PEM) to trust for --endpoint")]
@@ -68,7 +69,8 @@ def _progress() -> Progress:
 
 
 def _run_with_progress(settings: Settings, request: RunRequest, render: bool, label: str = "",
-                       out_dir: Path | None = None, per_owner: bool = False) -> RunOutcome:
+                       out_dir: Path | None = None, per_owner: bool = False,
+                       save_snapshot: bool = False) -> RunOutcome:
     with _progress() as progress:
         task = progress.add_task(f"{label}starting", total=None, rows="")
 
@@ -79,7 +81,7 @@ def _run_with_progress(settings: Settings, request: RunRequest, render: bool, la
             progress.update(task, description=f"{label}extract {query}", rows=f"{rows:,}/{total:,} rows")
 
         return run_audit(settings, request, render=render, on_stage=on_stage, on_page=on_page, out_dir=out_dir,
-                         per_owner=per_owner)
+                         per_owner=per_owner, save_snapshot=save_snapshot)
 
 
 def _report_outcome(outcome: RunOutcome) -> None:
@@ -106,6 +108,8 @@ def run(
     ] = False,
     ledger: LedgerOpt = None, out_dir: OutOpt = None, fmt: FormatOpt = None, lang: LangOpt = None, tz: TzOpt = None,
     per_owner: PerOwnerOpt = False,
+    save_snapshot: Annotated[bool, typer.Option(
+        "--save-snapshot", help="Keep the extracted pages as <out>/snapshot/ (listed in manifest.json)")] = False,
 ) -> None:
     """Run one audit: extract → load → audit → render.
 
@@ -120,7 +124,8 @@ def run(
     request = RunRequest(source=source, subscriptions=tuple(subscription or ()),
                          management_groups=tuple(management_group or ()), tenants=tuple(tenant or ()),
                          as_of=_parse_as_of(as_of), snapshot_dir=snapshot, is_monthly=not on_demand)
-    outcome = _run_with_progress(settings, request, render=True, out_dir=out_dir, per_owner=per_owner)
+    outcome = _run_with_progress(settings, request, render=True, out_dir=out_dir, per_owner=per_owner,
+                                 save_snapshot=save_snapshot)
     _report_outcome(outcome)
     raise typer.Exit(outcome.exit_code)
 
@@ -179,6 +184,8 @@ def extract(
     machines: Annotated[int | None, typer.Option(help="Demo fleet size [default: 500]")] = None,
 ) -> None:
     """Extract only: save every query's pages to a snapshot directory, without touching the ledger.
+
+    The directory holds SHA256SUMS: check it where it is read with hotpatch-audit verify DIR.
 
     Example: hotpatch-audit extract --source demo --save ./snapshot-2026-11
     """
@@ -293,6 +300,31 @@ def emulator(
         raise ConfigError(f"--db {path}: no such file")
     serve(path, port=port, token=token, quota=quota or None, retry_after=retry_after, latency_ms=latency_ms,
           cert_dir=cert_dir or settings.path(settings.work_dir) / "emulator-tls", query_now=when, out=sys.stderr)
+
+
+@app.command()
+@guard
+def verify(
+    target: Annotated[Path, typer.Argument(help="Report folder or its manifest.json, or a saved snapshot directory")],
+) -> None:
+    """Check a report folder against its manifest.json: every listed file there, with its size and SHA-256.
+
+    A snapshot directory (extract --save, run --save-snapshot) is checked against its SHA256SUMS.
+
+    Exit codes: 0 every file matches; 3 a file is missing or changed (each is named), or the manifest is
+    unreadable; 2 no manifest at that path. Without this tool: cd DIR && sha256sum -c SHA256SUMS
+
+    Example: hotpatch-audit verify out/reports/run-20261125T0300Z-1a2b3c4d
+    """
+    from hotpatch_audit.manifest import verify as _verify
+
+    result = _verify(target)
+    for rel, problem in result.problems:
+        err.print("[red]mismatch:[/red]", escape(f"{rel}: {problem}"))
+    if not result.ok:
+        err.print(escape(f"{len(result.problems)} of {result.checked} files do not match {result.manifest}"))
+        raise typer.Exit(EXIT_FAILED)
+    out.print(escape(f"all {result.checked} files match {result.manifest}"))
 
 
 app.add_typer(calendar_app, name="calendar")

@@ -65,13 +65,23 @@ class Settings(BaseSettings):
         "starts and recorded with its SHA-256 in every run that applies it.")
     # Reports
     timezone: str = Field("UTC", description="Zone in which reports show times (IANA name, e.g. Asia/Tokyo).")
-    language: Literal["en", "ja"] = Field("en", description="Report language.")
+    language: Literal["en", "ja"] = Field(
+        "en", description="Report language of audit.html and audit.pdf (docs/i18n.md); exports stay English."
+    )
     page_size: Literal["A4", "Letter"] = Field("A4", description="PDF page size.")
     pdf_top_n: int = Field(50, description="Machines listed per PDF section (the CSV has all).", ge=1)
-    formats: list[Literal["html", "pdf", "csv"]] = Field(
-        default_factory=lambda: ["html", "pdf", "csv"],  # type: ignore[arg-type]
-        description="Report formats to write."
+    pdf_group_top_n: int = Field(
+        10, description="Findings listed per owner and per subscription in the PDF's Owners and subscriptions "
+        "section (at most pdf_top_n; audit.html lists up to 100 each, the CSV has all). Each row costs the PDF "
+        "render about 40 ms.", ge=1)
+    formats: list[Literal["html", "pdf", "csv", "parquet"]] = Field(
+        default_factory=lambda: ["html", "pdf", "csv", "parquet"],  # type: ignore[arg-type]
+        description="Report formats to write: html, pdf, and the analyst exports (findings and machine-months) as csv "
+        "and parquet (docs/exports.md)."
     )
+    report_author: str = Field(
+        "hotpatch-audit", description="Author of the reports: the PDF's /Author and the HTML's author meta tag, "
+        "e.g. your team's name.", min_length=1)
     duckdb_memory_limit: str = Field("1GB", description="Memory DuckDB may use per connection before spilling to disk.")
     lock_timeout_seconds: float = Field(600.0, description="How long a writer waits for the ledger lock.")
 

@@ -1,4 +1,5 @@
-"""Generate docs/settings.md (from Settings) and docs/schema.md (from the ledger's COMMENT ON text)."""
+"""Generate docs/settings.md (from Settings), docs/schema.md (from the ledger's COMMENT ON text) and
+docs/exports.md (from hotpatch_audit.exports)."""
 
 from __future__ import annotations
 
@@ -68,9 +69,12 @@ def schema_markdown(project_root: Path = PROJECT_ROOT) -> str:
 
 
 def main() -> None:
-    """Write both documents (or, with --check, fail when they are out of date)."""
+    """Write the documents (or, with --check, fail when they are out of date)."""
     docs = PROJECT_ROOT / "docs"
-    wanted = {docs / "settings.md": settings_markdown(), docs / "schema.md": schema_markdown()}
+    from hotpatch_audit.exports import exports_markdown
+
+    wanted = {docs / "settings.md": settings_markdown(), docs / "schema.md": schema_markdown(),
+              docs / "exports.md": exports_markdown()}
     stale = [p for p, text in wanted.items() if not p.exists() or p.read_text(encoding="utf-8") != text]
     if "--check" in sys.argv:
         if stale:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -19,6 +20,7 @@ from hotpatch_audit.errors import HotpatchAuditError, SnapshotError
 from hotpatch_audit.sources import SNAPSHOT_FORMAT, Source
 
 log = logging.getLogger(__name__)
+SUMS_FILE = "SHA256SUMS"
 
 
 @dataclass
@@ -125,7 +127,17 @@ def extract_to_snapshot(
         "queries": {name: q.as_dict() for name, q in snap.queries.items()},
     }
     _write_atomic(directory / "manifest.json", json.dumps(manifest, indent=2).encode("utf-8"))
+    _write_sums(directory)
     return snap
+
+
+def _write_sums(directory: Path) -> None:
+    """SHA256SUMS of every page and manifest.json, so a carried snapshot can be checked before it is read
+    (`hotpatch-audit verify DIR` or `cd DIR && sha256sum -c SHA256SUMS`)."""
+    lines = []
+    for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != SUMS_FILE):
+        lines.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(directory).as_posix()}\n")
+    _write_atomic(directory / SUMS_FILE, "".join(lines).encode("utf-8"))
 
 
 def snapshot_from_manifest(directory: Path, manifest: dict[str, Any]) -> Snapshot:

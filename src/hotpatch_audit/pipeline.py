@@ -267,37 +267,70 @@ def audit_stage(settings: Settings, ctx: RunContext, complete: bool = True) -> t
         return finish_run(con, ctx.run_id, complete, waivers)
 
 
-def render_stage(settings: Settings, run_id: str, out_dir: Path | None = None) -> list[Path]:
-    """Render the run's reports from the ledger (read-only, waits while a writer is busy)."""
+def render_stage(
+    settings: Settings, run_id: str, out_dir: Path | None = None, *, snapshot_dir: Path | None = None,
+    per_owner: bool = False,
+) -> list[Path]:
+    """Render the run's reports and exports from the ledger (read-only, waits while a writer is busy), then
+    write SHA256SUMS and manifest.json last; return the paths written, manifest.json last.
+
+    With per_owner, also one report per owner under <out>/owners/<owner-slug>/, each with only that owner's
+    machines and findings and its own manifest; owner names are untrusted text, slugged for the path
+    (render.owner_slug) and escaped in the report. The folder's manifest lists every file, the owners' too,
+    and the files of snapshot_dir (a snapshot saved with the run; it must be inside the folder).
+    """
+    from hotpatch_audit.duck import connect
     from hotpatch_audit.ledger import ledger_lock
-    from hotpatch_audit.render import render_reports
+    from hotpatch_audit.manifest import SUMS_NAME, run_facts, write_manifest
+    from hotpatch_audit.render import owner_slug, render_reports, run_owners
 
     ledger = settings.path(settings.ledger_path)
     target = out_dir or settings.path(settings.out_dir) / run_id
     target.mkdir(parents=True, exist_ok=True)
+    generated_at = datetime.now(UTC).replace(microsecond=0)
     refresh_definitions(settings)
     with ledger_lock(ledger, exclusive=False, timeout=settings.lock_timeout_seconds):
-        return render_reports(ledger, run_id, target, settings=settings, formats=settings.formats)
+        con = connect(ledger, read_only=True, memory_limit=settings.duckdb_memory_limit)
+        try:
+            facts = run_facts(con, run_id)
+        finally:
+            con.close()
+        written = render_reports(ledger, run_id, target, settings=settings, formats=settings.formats,
+                                 generated_at=generated_at)
+        listed = list(written)
+        if per_owner:
+            for owner in run_owners(ledger, run_id, settings=settings):
+                folder = target / "owners" / owner_slug(owner)
+                files = render_reports(ledger, run_id, folder, settings=settings, formats=settings.formats,
+                                       owner=owner, generated_at=generated_at)
+                manifest = write_manifest(folder, files, facts=facts, settings=settings, generated_at=generated_at,
+                                          owner=owner)
+                written += [*files, folder / SUMS_NAME, manifest]
+                listed += [*files, folder / SUMS_NAME, manifest]
+    snapshot = snapshot_dir or _saved_snapshot(target / "snapshot", facts)
+    if snapshot is not None and snapshot.is_dir():
+        listed += sorted(p for p in snapshot.rglob("*") if p.is_file())
+    manifest = write_manifest(target, listed, facts=facts, settings=settings, generated_at=generated_at)
+    return [*written, target / SUMS_NAME, manifest]
+
+
+def _saved_snapshot(directory: Path, facts: dict[str, object]) -> Path | None:
+    """directory, when it holds the snapshot of the run (same scope and as-of): a re-render lists it again."""
+    from hotpatch_audit.sources import read_manifest
+
+    if not (directory / "manifest.json").is_file():
+        return None
+    try:
+        manifest = read_manifest(directory)
+    except HotpatchAuditError:
+        return None
+    same = manifest.get("scope") == facts["scope"] and manifest.get("as_of") == facts["as_of"]
+    return directory if same else None
 
 
 def render_per_owner(settings: Settings, run_id: str, out_dir: Path | None = None) -> list[Path]:
-    """Render the fleet report, then one report per owner under <out>/owners/<owner-slug>/ (flow-free).
-
-    Each owner's audit.html, audit.pdf and findings.csv hold only that owner's machines and findings;
-    owner names are untrusted text, slugged for the path (render.owner_slug) and escaped in the report.
-    """
-    from hotpatch_audit.ledger import ledger_lock
-    from hotpatch_audit.render import owner_slug, render_reports, run_owners
-
-    written = render_stage(settings, run_id, out_dir)
-    ledger = settings.path(settings.ledger_path)
-    target = out_dir or settings.path(settings.out_dir) / run_id
-    with ledger_lock(ledger, exclusive=False, timeout=settings.lock_timeout_seconds):
-        for owner in run_owners(ledger, run_id, settings=settings):
-            folder = target / "owners" / owner_slug(owner)
-            written += render_reports(ledger, run_id, folder, settings=settings, formats=settings.formats,
-                                      owner=owner)
-    return written
+    """render_stage with per_owner: the fleet report, then one report per owner under <out>/owners/<owner-slug>/."""
+    return render_stage(settings, run_id, out_dir, per_owner=True)
 
 
 def refresh_definitions(settings: Settings) -> None:
@@ -331,14 +364,23 @@ def fail_run(settings: Settings, ctx: RunContext, error: BaseException) -> None:
 def run_audit(
     settings: Settings, request: RunRequest, *, render: bool = True,
     on_stage: Callable[[str], None] | None = None, on_page: Callable[[str, int, int], None] | None = None,
-    out_dir: Path | None = None, per_owner: bool = False,
+    out_dir: Path | None = None, per_owner: bool = False, save_snapshot: bool = False,
 ) -> RunOutcome:
-    """One audit end to end without Prefect: extract → load → audit → render (per owner too with per_owner)."""
+    """One audit end to end without Prefect: extract → load → audit → render (per owner too with per_owner).
+
+    With save_snapshot, the extracted pages are kept as <report folder>/snapshot/ (a snapshot directory that
+    `run --source snapshot` can read again) and listed in the folder's manifest.
+    """
+    reading = request.snapshot_dir or settings.snapshot_dir
+    if save_snapshot and out_dir and reading and (out_dir / "snapshot").resolve() == Path(reading).resolve():
+        raise ConfigError(f"--save-snapshot would overwrite the snapshot being read ({reading}); use another --out")
     ctx = start_run(settings, request)
     note = on_stage or (lambda _s: None)
+    target = out_dir or settings.path(settings.out_dir) / ctx.run_id
+    snapshot_dir = target / "snapshot" if save_snapshot else None
     try:
         note("extract")
-        extracted = extract_stage(settings, ctx, on_page=on_page)
+        extracted = extract_stage(settings, ctx, on_page=on_page, save_dir=snapshot_dir)
         note("load")
         load_stage(settings, ctx, extracted)
         note("audit")
@@ -352,5 +394,6 @@ def run_audit(
         outcome.error = "; ".join(f"{k}: {v}" for k, v in extracted.errors.items())
     if render:
         note("render")
-        outcome.report_paths = (render_per_owner if per_owner else render_stage)(settings, ctx.run_id, out_dir)
+        outcome.report_paths = render_stage(settings, ctx.run_id, target, snapshot_dir=snapshot_dir,
+                                            per_owner=per_owner)
     return outcome

@@ -8,6 +8,7 @@ at the row in force on the month's first day (docs/cost.md).
 from __future__ import annotations
 
 import csv
+import hashlib
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal, InvalidOperation
@@ -121,3 +122,13 @@ def load_prices(con: duckdb.DuckDBPyConnection, project_root: Path) -> int:
           r.source_url or None, r.notes or None) for r in rows],
     )
     return len(rows)
+
+
+def prices_version(project_root: Path) -> str:
+    """The price table's version: the first 12 hex digits of the SHA-256 of data/prices.csv.
+
+    Costs are priced by the report views from ref.prices, which holds this file (re-applied whenever it
+    changes), so the version a report shows is the one of the checkout that rendered it:
+    `sha256sum data/prices.csv | cut -c1-12` gives the same.
+    """
+    return hashlib.sha256((project_root / PRICES_FILE).read_bytes()).hexdigest()[:12]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
 import os
@@ -12,7 +11,7 @@ import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from functools import lru_cache
+from functools import lru_cache, wraps
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -23,46 +22,32 @@ import duckdb
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from hotpatch_audit import __version__, charts
+from hotpatch_audit import __version__, charts, i18n
 from hotpatch_audit.config import Settings
 from hotpatch_audit.duck import connect
+from hotpatch_audit.exports import EXPORTS, FINDINGS, FORMULA_PREFIXES, NO_OWNER, write_export
+from hotpatch_audit.finding_text import translate_finding, translate_phrase
+from hotpatch_audit.prices import prices_version
 
 log = logging.getLogger(__name__)
 
 Row = dict[str, Any]
 Medium = Literal["html", "pdf"]
 
-AUDITS: dict[str, str] = {
-    "reboot_avoidance": "Reboot avoidance",
-    "missed_hotpatches": "Missed hotpatches",
-    "wsus_misconfigurations": "WSUS misconfigurations",
-    "vbs_blockers": "VBS blockers",
+AUDITS: dict[str, str] = {  # English titles; reports show i18n.gettext(title)
+    "reboot_avoidance": i18n.N_("Reboot avoidance"),
+    "missed_hotpatches": i18n.N_("Missed hotpatches"),
+    "wsus_misconfigurations": i18n.N_("WSUS misconfigurations"),
+    "vbs_blockers": i18n.N_("VBS blockers"),
 }
-REPORT_TITLE = "Windows Server hotpatch audit"
+REPORT_TITLE = i18n.N_("Windows Server hotpatch audit")
 HTML_LIST_CAP = 2000  # rows per section list in audit.html; findings.csv always has all
 OWNER_CAP = 20  # owners per owner table
-FINDINGS_COLUMNS: tuple[str, ...] = (
-    "finding_id",
-    "run_id",
-    "audit",
-    "code",
-    "machine_id",
-    "machine_name",
-    "machine_kind",
-    "subscription_id",
-    "resource_group",
-    "owner",
-    "track",
-    "month",
-    "status",
-    "severity",
-    "reason",
-    "remediation",
-    "evidence",
-    "waiver_id",
-)  # findings.csv column order: the findings shape of audits.md, then waiver_id; stable, new columns only append
-FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-NO_OWNER = "(no owner tag)"  # the owner of machines without one, as the report views name it
+GROUP_HTML_CAP = 100  # findings per owner / subscription list in audit.html (never fewer than the PDF lists)
+MACHINE_INDEX_CAP = HTML_LIST_CAP  # machines in the machine index of audit.html (most findings first)
+# findings.csv column order: the findings shape of audits.md, then waiver_id; stable, new columns only append.
+# The one definition (names, types, meanings) is hotpatch_audit.exports.FINDINGS.
+FINDINGS_COLUMNS: tuple[str, ...] = FINDINGS.names
 PAGE_SIZES = {"A4": "A4", "Letter": "letter"}
 
 
@@ -164,39 +149,81 @@ class ReportContext:
         metadata=_help("Waivers the run applied: file and sha256 (None: no waiver file), active, expiring (within "
                        "30 days), expired and unmatched (scope matched no machine) report.waivers rows."),
     )
+    script: Markup = field(
+        default=Markup(""),
+        metadata=_help("Inlined script of the HTML report (reports/static/report.js: sort, filter, search, "
+                       "machine deep links); empty in the PDF."),
+    )
+    machine_index: list[Row] = field(
+        default_factory=list,
+        metadata=_help("report.machine_index rows (machines with a finding that is not a pass, most first), "
+                       "capped; the HTML report's machine index, target of the #m-... deep links."),
+    )
+    summary: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=_help("Executive summary: kpis (report.summary_kpis rows by kpi: value, previous_value, delta, "
+                       "direction, assessment), open_findings (report.summary_open_findings rows, per audit and "
+                       "'all'), previous_run_id and previous_as_of (None: no previous run to compare with)."),
+    )
+    groups: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=_help("Machines needing action per owner and per subscription: owner and subscription (the largest "
+                       "OWNER_CAP groups: key, name, rank, items_total, machines, open, unknown and items, "
+                       "report.action_items_by_group rows capped at pdf_group_top_n in the PDF, GROUP_HTML_CAP "
+                       "in HTML; cap), owner_total and subscription_total, by_owner (report.findings_by_owner rows) "
+                       "and by_owner_chart."),
+    )
+    author: str = field(
+        default="hotpatch-audit",
+        metadata=_help("Author of the report (settings.report_author): <meta name=author>, the PDF's /Author."),
+    )
+    prices_version: str | None = field(
+        default=None,
+        metadata=_help("Version of the price table the costs use (prices.prices_version: SHA-256 of "
+                       "data/prices.csv, 12 hex digits)."),
+    )
+
+    @property
+    def created(self) -> str:
+        """generated_at as a W3C date-time in UTC: <meta name=dcterms.created>, the PDF's /CreationDate."""
+        aware = self.generated_at if self.generated_at.tzinfo else self.generated_at.replace(tzinfo=UTC)
+        return f"{aware.astimezone(UTC):%Y-%m-%dT%H:%M:%S}Z"
 
 
 # --- Jinja environment -------------------------------------------------------------------------
 
 
-def _localtime_filter(zone: ZoneInfo) -> Callable[[datetime | None], str]:
+def _localtime_filter(zone: ZoneInfo, language: str = "en") -> Callable[[datetime | None], str]:
     def localtime(value: datetime | None) -> str:
-        """A ledger time (UTC, naive or aware) shown in the reader's zone."""
-        if value is None:
-            return "—"
-        aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-        local = aware.astimezone(zone)
-        offset = f"{local:%z}"
-        return f"{local:%Y-%m-%d %H:%M} {local.tzname()} (UTC{offset[:3]}:{offset[3:]})"
+        """A ledger time (UTC, naive or aware) shown in the reader's zone and the report's language."""
+        return i18n.format_time(value, zone, language)
 
     return localtime
-
-
-def _num(value: int | float | None) -> str:
-    return "—" if value is None else f"{value:,}"
-
-
-def _pct(value: float | None) -> str:
-    return "n/a" if value is None else f"{float(value) * 100:.1f} %"
 
 
 def _words(value: str | None) -> str:
     return "" if value is None else str(value).replace("_", " ")
 
 
+_CSS_COUNTERS = {"run": "string(run-id)", "page": "counter(page)", "pages": "counter(pages)"}
+
+
+def _footer_css(text: str) -> Markup:
+    """A translated page-footer text ('Page %(page)s of %(pages)s') as a CSS content value with counters."""
+    parts = re.split(r"%\((\w+)\)s", str(text))
+    css = []
+    for i, part in enumerate(parts):
+        if i % 2:
+            css.append(_CSS_COUNTERS[part])
+        elif part:
+            css.append('"' + part.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return Markup(" ".join(css))  # noqa: S704 - our catalog's text, quoted for CSS
+
+
 @lru_cache(maxsize=8)
-def build_environment(timezone: str, templates_dir: Path) -> Environment:
-    """The one Jinja environment of the reports: autoescape, StrictUndefined, filters registered here."""
+def build_environment(timezone: str, templates_dir: Path, language: str = "en") -> Environment:
+    """The one Jinja environment of the reports: autoescape, StrictUndefined, filters registered here, and
+    jinja2.ext.i18n with the language's catalog (`_()` and `{% trans %}` in templates; hotpatch_audit.i18n)."""
     env = Environment(
         loader=FileSystemLoader(templates_dir),
         autoescape=True,
@@ -204,11 +231,16 @@ def build_environment(timezone: str, templates_dir: Path) -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
+        extensions=["jinja2.ext.i18n"],
     )
-    env.filters["localtime"] = _localtime_filter(ZoneInfo(timezone))
-    env.filters["num"] = _num
-    env.filters["pct"] = _pct
+    env.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
+    env.filters["localtime"] = _localtime_filter(ZoneInfo(timezone), language)
+    env.filters["num"] = lambda value: i18n.format_number(value, language)
+    env.filters["pct"] = lambda value: i18n.format_percent(value, language)
+    env.filters["phrase"] = lambda value: value if language == i18n.SOURCE_LANGUAGE else translate_phrase(value)
+    env.globals["footer_css"] = _footer_css
     env.filters["words"] = _words
+    env.filters["anchor"] = machine_anchor
     return env
 
 
@@ -292,6 +324,9 @@ class _RunData:
     changes: list[Row]
     change_items: list[Row]
     waivers: dict[str, Any] = field(default_factory=dict)
+    machine_index: list[Row] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+    groups: dict[str, Any] = field(default_factory=dict)
 
 
 def _check_views(con: duckdb.DuckDBPyConnection, project_root: Path) -> None:
@@ -306,7 +341,7 @@ def _check_views(con: duckdb.DuckDBPyConnection, project_root: Path) -> None:
         )
 
 
-def _read_run(con: duckdb.DuckDBPyConnection, run_id: str, cap: int) -> _RunData:
+def _read_run(con: duckdb.DuckDBPyConnection, run_id: str, cap: int, group_cap: int | None = None) -> _RunData:
     p = [run_id]
     runs = _rows(con, "select * from meta.runs where run_id = $1", p)
     if not runs:
@@ -315,10 +350,14 @@ def _read_run(con: duckdb.DuckDBPyConnection, run_id: str, cap: int) -> _RunData
     by_audit = {o["audit"]: o for o in overview}
     months = _rows(con, "select * from report.reboot_months where run_id = $1 order by month", p)
     funnel = _rows(con, "select * from report.readiness_funnel where run_id = $1 order by gate", p)
+    blockers = _rows(con, "select * from report.readiness_blockers where run_id = $1 order by blocker_order", p)
+    trend = _rows(con, "select * from report.trend_enrollment where run_id = $1 order by month", p)
     extras: dict[str, dict[str, Any]] = {
         "reboot_avoidance": {
             "months": months,
-            "chart": charts.reboot_outcomes_svg(months) if months else None,
+            "chart": charts.reboots_avoided_taken_svg(months) if months else None,
+            "rate_chart": charts.reboot_free_rate_svg(months)
+            if any(m["reboot_free_rate"] is not None for m in months) else None,
             "cost": _rows(con, "select * from report.reboot_cost_by_month where run_id = $1 order by month", p),
             "owners": _rows(
                 con,
@@ -330,6 +369,10 @@ def _read_run(con: duckdb.DuckDBPyConnection, run_id: str, cap: int) -> _RunData
         "vbs_blockers": {
             "funnel": funnel,
             "chart": charts.readiness_funnel_svg(funnel) if funnel and funnel[0]["machines_total"] else None,
+            "blockers": blockers,
+            "blockers_chart": charts.blockers_svg(blockers) if blockers else None,
+            "trend": trend,
+            "trend_chart": charts.enrollment_trend_svg(trend) if trend else None,
             "owners": _rows(
                 con,
                 "select * from report.readiness_by_owner where run_id = $1 "
@@ -387,7 +430,72 @@ def _read_run(con: duckdb.DuckDBPyConnection, run_id: str, cap: int) -> _RunData
             [run_id, cap],
         ),
         waivers=_read_waivers(con, run_id),
+        summary=_read_summary(con, run_id),
+        groups=_read_groups(con, run_id, cap if group_cap is None else group_cap),
+        machine_index=_rows(
+            con,
+            "select * from report.machine_index where run_id = $1 and machine_rank <= $2 order by machine_rank",
+            [run_id, MACHINE_INDEX_CAP],
+        ),
     )
+
+
+def _read_summary(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
+    """The executive summary: key figures and open findings with their change since the previous run."""
+    p = [run_id]
+    kpis = _rows(con, "select * from report.summary_kpis where run_id = $1 order by kpi_order", p)
+    return {
+        "kpis": {k["kpi"]: k for k in kpis},
+        "open_findings": _rows(
+            con, "select * from report.summary_open_findings where run_id = $1 order by audit_order", p),
+        "previous_run_id": kpis[0]["previous_run_id"] if kpis else None,
+        "previous_as_of": kpis[0]["previous_as_of"] if kpis else None,
+    }
+
+
+def _read_groups(con: duckdb.DuckDBPyConnection, run_id: str, cap: int) -> dict[str, Any]:
+    """Machines needing action per owner and per subscription (report.action_items_by_group), the largest
+    OWNER_CAP groups of each kind with up to cap findings each, and findings by owner with its chart."""
+    rows = _rows(
+        con,
+        "select * from report.action_items_by_group where run_id = $1 and group_rank <= $2 and item_rank <= $3 "
+        "order by group_kind, group_rank, item_rank",
+        [run_id, OWNER_CAP, cap],
+    )
+    groups: dict[str, Any] = {"owner": [], "subscription": [], "owner_total": 0, "subscription_total": 0}
+    for r in rows:
+        kind = r["group_kind"]
+        if not groups[kind] or groups[kind][-1]["key"] != r["group_key"]:
+            groups[f"{kind}_total"] = int(r["groups_total"])
+            groups[kind].append({
+                "key": r["group_key"], "name": r["group_name"], "rank": int(r["group_rank"]),
+                "items_total": int(r["group_items"]), "machines": int(r["group_machines"]),
+                "open": int(r["group_open"]), "unknown": int(r["group_unknown"]), "items": [],
+            })
+        groups[kind][-1]["items"].append(r)
+    owners = _rows(
+        con,
+        "select * from report.findings_by_owner where run_id = $1 and owner_rank <= $2 order by owner_rank",
+        [run_id, OWNER_CAP],
+    )
+    groups["by_owner"] = owners
+    groups["by_owner_chart"] = charts.findings_by_owner_svg(owners) if owners else None
+    return groups
+
+
+def _group_cap(medium: Medium, settings: Settings) -> int:
+    """Findings listed per owner and per subscription: pdf_group_top_n (at most pdf_top_n) in the PDF,
+    GROUP_HTML_CAP (at least as many as the PDF) in audit.html."""
+    pdf = min(settings.pdf_group_top_n, settings.pdf_top_n)
+    return pdf if medium == "pdf" else max(GROUP_HTML_CAP, pdf)
+
+
+def _cut_groups(groups: dict[str, Any], cap: int, language: str) -> dict[str, Any]:
+    """The groups with at most cap findings each (in the report language)."""
+    out = {**groups, "cap": cap}
+    for kind in ("owner", "subscription"):
+        out[kind] = [{**g, "items": _localised(g["items"][:cap], language)} for g in groups.get(kind, [])]
+    return out
 
 
 def _read_waivers(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
@@ -428,27 +536,6 @@ def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
         raise
 
 
-def _write_csv(con: duckdb.DuckDBPyConnection, run_id: str, path: Path, owner: str | None = None) -> int:
-    cols = ", ".join(f"cast({c} as varchar) as {c}" if c == "evidence" else c for c in FINDINGS_COLUMNS)
-    cur = con.execute(
-        f"""select {cols} from audit.findings where run_id = $1
-                and ($2::varchar is null or coalesce(owner, '{NO_OWNER}') = $2)
-            order by audit, case status when 'fail' then 0 when 'warn' then 1 when 'unknown' then 2
-                                        when 'waived' then 3 else 4 end,
-                     machine_name, code, month nulls last, finding_id""",
-        [run_id, owner],
-    )
-    written = 0
-    with path.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.writer(f)
-        writer.writerow(FINDINGS_COLUMNS)
-        while batch := cur.fetchmany(10_000):
-            writer.writerows([neutralise_cell(v) for v in row] for row in batch)
-            written += len(batch)
-    log.info("findings.csv: %d rows", written)
-    return written
-
-
 def _context(
     data: _RunData, medium: Medium, cap: int, *, settings: Settings, generated_at: datetime, static_dir: Path,
     owner: str | None = None,
@@ -458,12 +545,12 @@ def _context(
     sections = [
         SectionContext(
             audit=s.audit,
-            title=s.title,
+            title=i18n.gettext(s.title),
             overview=s.overview,
             counts=s.counts,
-            actions=s.actions[:cap],
+            actions=_localised(s.actions[:cap], settings.language),
             actions_total=s.actions_total,
-            waived=s.waived[:cap],
+            waived=_localised(s.waived[:cap], settings.language),
             waived_total=s.waived_total,
             cap=cap,
             extra=s.extra,
@@ -472,7 +559,7 @@ def _context(
     ]
     return ReportContext(
         medium=medium,
-        title=REPORT_TITLE,
+        title=i18n.gettext(REPORT_TITLE),
         run=data.run,
         generated_at=generated_at,
         tool_version=__version__,
@@ -492,16 +579,58 @@ def _context(
         settings_used=data.settings_used,
         sections=sections,
         changes=data.changes,
-        change_items=data.change_items[:cap],
+        change_items=_localised(data.change_items[:cap], settings.language),
         change_items_total=int(data.change_items[0]["items_total"]) if data.change_items else 0,
         csv_name="findings.csv",
         owner=owner,
         waivers=data.waivers,
+        script=_script(static_dir) if medium == "html" else Markup(""),
+        machine_index=data.machine_index if medium == "html" else [],
+        summary=data.summary,
+        groups=_cut_groups(data.groups, _group_cap(medium, settings), settings.language),
+        author=settings.report_author,
+        prices_version=prices_version(settings.project_root),
     )
 
 
+def _script(static_dir: Path) -> Markup:
+    """reports/static/report.js, to inline into audit.html (our own file; refused if it could end the element)."""
+    js = (static_dir / "report.js").read_text(encoding="utf-8")
+    if re.search(r"</script|<!--", js, re.I):
+        raise RenderError("reports/static/report.js must not contain '</script' or '<!--'")
+    return Markup(js)  # noqa: S704
+
+
+def machine_anchor(machine_id: str | None) -> str:
+    """The id of a machine in audit.html (its deep link is audit.html#<id>): 'm-' and the first 12 hex digits
+    of the SHA-256 of the lower-cased Azure resource id (resource ids are case-insensitive)."""
+    return "m-" + hashlib.sha256(str(machine_id or "").lower().encode("utf-8")).hexdigest()[:12]
+
+
+def _localised(rows: list[Row], language: str) -> list[Row]:
+    """Finding rows with reason, remediation and change detail in the report language (English: as stored)."""
+    if language == i18n.SOURCE_LANGUAGE:
+        return rows
+    return [translate_finding(r) for r in rows]
+
+
 def _render_html(env: Environment, ctx: ReportContext) -> str:
-    return env.get_template("report.html.j2").render(report=ctx, audits=AUDITS)
+    audits = {audit: i18n.gettext(title) for audit, title in AUDITS.items()}
+    return env.get_template("report.html.j2").render(report=ctx, audits=audits)
+
+
+def _in_report_language(render: Callable[..., list[Path]]) -> Callable[..., list[Path]]:
+    """Run a render inside i18n.use_language(settings.language): `_()` in charts and context is that language."""
+
+    @wraps(render)
+    def wrapper(*args: Any, settings: Settings, **kwargs: Any) -> list[Path]:
+        with i18n.use_language(settings.language):
+            return render(*args, settings=settings, **kwargs)
+
+    return wrapper
+
+
+@_in_report_language
 
 
 def render_reports(
@@ -510,22 +639,24 @@ def render_reports(
     out_dir: Path,
     *,
     settings: Settings,
-    formats: Sequence[str] = ("html", "pdf", "csv"),
+    formats: Sequence[str] = ("html", "pdf", "csv", "parquet"),
     generated_at: datetime | None = None,
     owner: str | None = None,
 ) -> list[Path]:
-    """Render audit.html, audit.pdf and findings.csv for one run from the ledger (opened read-only); return the paths written.
+    """Render audit.html, audit.pdf and the exports (findings and machine_months as .csv and .parquet, see
+    hotpatch_audit.exports) for one run from the ledger (opened read-only); return the paths written.
 
-    With owner, every report view and the CSV are scoped to that owner's machines and findings (the
+    With owner, every report view and the exports are scoped to that owner's machines and findings (the
     report_owner variable the report views filter on; '(no owner tag)' selects machines without one).
-    """  # noqa: E501
-    unknown = set(formats) - {"html", "pdf", "csv"}
+    generated_at (default: now, whole seconds) is the report's date, also the PDF's CreationDate.
+    """
+    unknown = set(formats) - {"html", "pdf", "csv", "parquet"}
     if unknown:
         raise RenderError(f"unknown report formats {sorted(unknown)}")
     root = settings.project_root
     static_dir = root / "reports" / "static"
-    env = build_environment(settings.timezone, root / "reports" / "templates")
-    generated = generated_at or datetime.now(UTC)
+    env = build_environment(settings.timezone, root / "reports" / "templates", settings.language)
+    generated = generated_at or datetime.now(UTC).replace(microsecond=0)
     out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     cap = max(HTML_LIST_CAP if "html" in formats else 0, settings.pdf_top_n if "pdf" in formats else 0, 1)
@@ -533,26 +664,37 @@ def render_reports(
     try:
         _check_views(con, root)
         con.execute("set variable report_owner = ?", [owner])
-        with _timed("read ledger"):
-            data = _read_run(con, run_id, cap)
+        data = None
+        if {"html", "pdf"} & set(formats):  # the exports read their tables themselves
+            with _timed("read ledger"):
+                group_cap = max(_group_cap("html", settings) if "html" in formats else 0, _group_cap("pdf", settings))
+                data = _read_run(con, run_id, cap, group_cap)
+        elif not con.execute("select 1 from meta.runs where run_id = ?", [run_id]).fetchone():
+            raise RenderError(f"run {run_id!r} is not in the ledger")
         for fmt in formats:
-            path = out_dir / {"html": "audit.html", "pdf": "audit.pdf", "csv": "findings.csv"}[fmt]
+            if fmt in ("csv", "parquet"):
+                # The analyst exports (docs/exports.md): findings and machine-months, DuckDB COPY
+                for export in EXPORTS:
+                    path = out_dir / export.file_name(fmt)  # type: ignore[arg-type]
+                    with _timed(path.name):
+                        write_export(con, export, fmt, path, run_id, owner)  # type: ignore[arg-type]
+                    written.append(path)
+                continue
+            path = out_dir / {"html": "audit.html", "pdf": "audit.pdf"}[fmt]
             with _timed(path.name):
-                if fmt == "csv":
-                    _atomic_write(path, lambda p: _write_csv(con, run_id, p, owner))
-                else:
-                    medium: Medium = "html" if fmt == "html" else "pdf"
-                    cap_here = HTML_LIST_CAP if medium == "html" else settings.pdf_top_n
-                    ctx = _context(
-                        data,
-                        medium,
-                        cap_here,
-                        settings=settings,
-                        generated_at=generated,
-                        static_dir=static_dir,
-                        owner=owner,
-                    )
-                    _atomic_write(path, _writer(env, ctx, static_dir))
+                medium: Medium = "html" if fmt == "html" else "pdf"
+                cap_here = HTML_LIST_CAP if medium == "html" else settings.pdf_top_n
+                assert data is not None
+                ctx = _context(
+                    data,
+                    medium,
+                    cap_here,
+                    settings=settings,
+                    generated_at=generated,
+                    static_dir=static_dir,
+                    owner=owner,
+                )
+                _atomic_write(path, _writer(env, ctx, static_dir))
             written.append(path)
     finally:
         con.close()

@@ -1,0 +1,276 @@
+"""The analyst exports of a run: findings and machine-months as CSV and Parquet (DuckDB COPY).
+
+One definition per export (its columns with type and meaning) drives the files and docs/exports.md
+(written by `python -m hotpatch_audit.docgen`; a test keeps it current). Column lists are stable: new
+columns are only ever appended. CSV cells that a spreadsheet would read as a formula get a leading
+single quote (FORMULA_PREFIXES); Parquet keeps every value as stored, with the documented types.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TypeVar
+
+import duckdb
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+ExportFormat = Literal["csv", "parquet"]
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+NO_OWNER = "(no owner tag)"  # the owner of machines without one, as the report views name it
+
+
+@dataclass(frozen=True)
+class Column:
+    """One exported column: its name, its DuckDB type in the Parquet file, and what it means."""
+
+    name: str
+    type: str
+    meaning: str
+
+
+@dataclass(frozen=True)
+class Export:
+    """One export: the ledger table it reads (one run's rows), its columns in file order, its row order."""
+
+    stem: str
+    table: str
+    description: str
+    columns: tuple[Column, ...]
+    order_by: str
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Column names in file order."""
+        return tuple(c.name for c in self.columns)
+
+    def file_name(self, fmt: ExportFormat) -> str:
+        """findings.csv, machine_months.parquet..."""
+        return f"{self.stem}.{fmt}"
+
+
+_STATUS_ORDER = (
+    "case status when 'fail' then 0 when 'warn' then 1 when 'unknown' then 2 when 'waived' then 3 else 4 end"
+)
+
+FINDINGS = Export(
+    stem="findings",
+    table="audit.findings",
+    description="Every finding of the run (the report lists only the top ones): the findings shape of "
+    "docs/audits.md, then waiver_id. One row per audit, code, machine and month.",
+    columns=(
+        Column(
+            "finding_id",
+            "VARCHAR",
+            "MD5 of audit, code, machine_id and month: the same finding keeps its id "
+            "from run to run, so runs compare by a join.",
+        ),
+        Column("run_id", "VARCHAR", "The run that judged the finding (meta.runs)."),
+        Column("audit", "VARCHAR", "reboot_avoidance, missed_hotpatches, wsus_misconfigurations or vbs_blockers."),
+        Column(
+            "code",
+            "VARCHAR",
+            "The finding code within its audit (docs/audits.md), e.g. missed, off_track, wsus_suspected.",
+        ),
+        Column("machine_id", "VARCHAR", "Azure resource id of the machine, lower-cased."),
+        Column("machine_name", "VARCHAR", "Machine name as Azure reports it (untrusted text)."),
+        Column("machine_kind", "VARCHAR", "azure_vm or arc."),
+        Column("subscription_id", "VARCHAR", "Subscription of the machine."),
+        Column("resource_group", "VARCHAR", "Resource group of the machine, lower-cased."),
+        Column(
+            "owner",
+            "VARCHAR",
+            "Owner: the owner tag (setting owner_tag) of the machine, else of its resource "
+            "group, else of its subscription; else the subscription name, else its id.",
+        ),
+        Column("track", "VARCHAR", "Hotpatch release track (ws2022, ws2025...); empty when the OS has none."),
+        Column("month", "VARCHAR", "Patch month YYYY-MM the finding is about; empty for month-less findings."),
+        Column("status", "VARCHAR", "fail, warn, unknown (data missing), waived or pass."),
+        Column("severity", "VARCHAR", "high, medium or low."),
+        Column("reason", "VARCHAR", "Why the machine got this status, in one sentence."),
+        Column("remediation", "VARCHAR", "What to do about it."),
+        Column(
+            "evidence", "JSON", "The facts behind the finding (fields and run ids), as a JSON object; text in the CSV."
+        ),
+        Column(
+            "waiver_id",
+            "VARCHAR",
+            "The waiver that waived the finding (status waived), or the expired "
+            "waiver a waiver_expired finding reports; empty otherwise.",
+        ),
+    ),
+    order_by=f"audit, {_STATUS_ORDER}, machine_name, code, month nulls last, finding_id",
+)
+
+MACHINE_MONTHS = Export(
+    stem="machine_months",
+    table="audit.machine_months",
+    description="The reboot-avoidance grain: every Windows machine-month of the run's period with its one "
+    "outcome, the month's release, the reboots and the KBs that caused them.",
+    columns=(
+        Column("run_id", "VARCHAR", "The run (meta.runs)."),
+        Column("machine_id", "VARCHAR", "Azure resource id of the machine, lower-cased."),
+        Column("machine_name", "VARCHAR", "Machine name as Azure reports it (untrusted text)."),
+        Column("machine_kind", "VARCHAR", "azure_vm or arc."),
+        Column("subscription_id", "VARCHAR", "Subscription of the machine."),
+        Column("resource_group", "VARCHAR", "Resource group of the machine, lower-cased."),
+        Column("owner", "VARCHAR", "Owner of the machine, as in findings."),
+        Column("track", "VARCHAR", "Hotpatch release track; empty when the OS has none (outcome not_applicable)."),
+        Column("month", "VARCHAR", "Patch month YYYY-MM."),
+        Column(
+            "kind",
+            "VARCHAR",
+            "The month's release kind on the track: hotpatch, baseline or unplanned_baseline (release calendar).",
+        ),
+        Column(
+            "month_kb", "VARCHAR", "The month's KB on the track (release calendar); empty when the calendar has none."
+        ),
+        Column("release_date", "DATE", "Release date of the month's update (Patch Tuesday or out of band)."),
+        Column("grace_end", "DATE", "release_date plus grace_days: after it a missing update counts as missed."),
+        Column(
+            "status_at_start",
+            "VARCHAR",
+            "Hotpatch enrolment status of the machine at the start of the month (from the run nearest that date).",
+        ),
+        Column("enrolled_at_start", "BOOLEAN", "True when status_at_start was Enabled."),
+        Column(
+            "outcome",
+            "VARCHAR",
+            "avoided, expected_reboot, unexpected_reboot, avoidable_reboot, no_install, "
+            "unknown or not_applicable (docs/audits.md, reboot avoidance).",
+        ),
+        Column("reboot_count", "BIGINT", "Patch installations of the month that rebooted the machine."),
+        Column(
+            "cause_kbs",
+            "VARCHAR",
+            "KBs that caused the month's reboots (and the off-track event, if any); empty when there was no reboot.",
+        ),
+        Column("installed_kbs", "VARCHAR", "Quality updates installed in the month, comma-separated."),
+        Column(
+            "calendar_note",
+            "VARCHAR",
+            "How sure the calendar row is: verified, calendar row not verified, or calendar rule not verified.",
+        ),
+        Column(
+            "evidence",
+            "JSON",
+            "The facts behind the outcome (status run, installations, KBs, assessment), "
+            "as a JSON object; text in the CSV.",
+        ),
+    ),
+    order_by="machine_name, machine_id, month",
+)
+
+EXPORTS: tuple[Export, ...] = (FINDINGS, MACHINE_MONTHS)
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("csv", "parquet")
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def formula_guard_sql(expr: str) -> str:
+    """SQL that prefixes a single quote to text starting like a formula (the CSV guard; see neutralise_cell)."""
+    firsts = ", ".join(_literal(p) for p in FORMULA_PREFIXES)
+    return f"case when left({expr}, 1) in ({firsts}) then '''' || {expr} else {expr} end"
+
+
+def export_select(export: Export, fmt: ExportFormat) -> str:
+    """The SELECT of one export: the run in getvariable('export_run_id'), the owner in getvariable('export_owner')
+    (NULL: every owner); CSV cells are text with the formula guard, Parquet keeps the documented types."""
+    cols = []
+    for c in export.columns:
+        if fmt == "csv" and c.type in ("VARCHAR", "JSON"):
+            cols.append(f"{formula_guard_sql(f'cast({c.name} as varchar)')} as {c.name}")
+        else:
+            cols.append(f"cast({c.name} as {c.type}) as {c.name}")
+    return (
+        f"select {', '.join(cols)} from {export.table}"
+        " where run_id = getvariable('export_run_id')"
+        f" and (getvariable('export_owner') is null or coalesce(owner, {_literal(NO_OWNER)}) ="
+        " getvariable('export_owner'))"
+        f" order by {export.order_by}"
+    )
+
+
+def write_export(
+    con: duckdb.DuckDBPyConnection,
+    export: Export,
+    fmt: ExportFormat,
+    path: Path,
+    run_id: str,
+    owner: str | None = None,
+) -> int:
+    """COPY one run's rows (one owner's with owner) of an export to path, atomically; return the row count."""
+    con.execute("set variable export_run_id = ?", [run_id])
+    con.execute("set variable export_owner = ?", [owner])
+    options = "format csv, header true" if fmt == "csv" else "format parquet, compression zstd"
+
+    def copy(tmp: Path) -> int:
+        row = con.execute(f"copy ({export_select(export, fmt)}) to {_literal(str(tmp))} ({options})").fetchone()
+        return int(row[0]) if row else 0
+
+    written = atomic_write(path, copy)
+    log.info("%s: %d rows", path.name, written)
+    return written
+
+
+def atomic_write(path: Path, write: Callable[[Path], T]) -> T:
+    """Write beside the target, then rename: readers never see a half-written file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        result = write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return result
+
+
+def _prefix_words() -> str:
+    names = {"\t": "a tab", "\r": "a carriage return"}
+    words = [names.get(p, f"`{p}`") for p in FORMULA_PREFIXES]
+    return ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def exports_markdown() -> str:
+    """docs/exports.md: every export and column, from EXPORTS."""
+    lines = [
+        "# Exports",
+        "",
+        "Generated from `src/hotpatch_audit/exports.py` by `python -m hotpatch_audit.docgen`; do not edit.",
+        "",
+        "Every report folder holds the run's rows for analysts, written with DuckDB `COPY`, in two formats",
+        "(`--format csv`, `--format parquet`; both by default). Per-owner folders (`--per-owner`) hold the",
+        "same files with only that owner's rows.",
+        "",
+        "- **CSV** (UTF-8, header row, comma-separated, RFC 4180 quoting, empty cell for NULL): every cell is",
+        f"  text. A cell that starts with {_prefix_words()} gets a leading `'` so a",
+        "  spreadsheet never runs it as a formula. JSON columns are their JSON text.",
+        "- **Parquet** (zstd): the values as stored in the ledger, with the types below (DuckDB names).",
+        "  Read it with `duckdb -c \"select * from 'findings.parquet'\"`, pandas or Polars.",
+        "",
+        "Column lists are stable: new columns are only appended. Every file is listed with its size and",
+        "SHA-256 in the folder's `manifest.json` (see the README, *Outputs*).",
+        "",
+    ]
+    for export in EXPORTS:
+        lines += [
+            f"## `{export.stem}.csv`, `{export.stem}.parquet`",
+            "",
+            f"{export.description} Read from `{export.table}` (the run's rows; the per-owner files: the owner's).",
+            "",
+            "| # | column | type | meaning |",
+            "|---|---|---|---|",
+        ]
+        lines += [
+            f"| {i} | `{c.name}` | {c.type} | {c.meaning.replace('|', chr(92) + '|')} |"
+            for i, c in enumerate(export.columns, 1)
+        ]
+        lines.append("")
+    return "\n".join(lines)

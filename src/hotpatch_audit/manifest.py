@@ -1,0 +1,216 @@
+"""manifest.json and SHA256SUMS beside a run's reports, and `hotpatch-audit verify` that rechecks them.
+
+The manifest says what was rendered (run, scope, as-of, calendar, price table and waiver file versions)
+and lists every output file of the folder with its size and SHA-256: reports, exports, the per-owner
+folders and a snapshot saved with the run. It is written last, atomically, so a folder with a manifest
+is complete. SHA256SUMS lists the same files in the `sha256sum` format, so
+`cd <folder> && sha256sum -c SHA256SUMS` checks them without this tool (it does not cover manifest.json,
+which lists SHA256SUMS in turn). A snapshot directory (extract --save, run --save-snapshot) carries its own
+SHA256SUMS (pages and its manifest.json), which verify() checks too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import duckdb
+
+from hotpatch_audit import __version__
+from hotpatch_audit.config import Settings
+from hotpatch_audit.errors import ConfigError, HotpatchAuditError
+from hotpatch_audit.exports import atomic_write
+from hotpatch_audit.prices import prices_version
+
+log = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.json"
+SUMS_NAME = "SHA256SUMS"
+MANIFEST_FORMAT = "hotpatch-audit-report-manifest/1"
+_CHUNK = 1 << 20
+
+
+class ManifestError(HotpatchAuditError):
+    """A manifest is unreadable or not a hotpatch-audit manifest."""
+
+
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(_CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _kind(rel: PurePosixPath) -> str:
+    """What a listed file is: pdf, html, csv, parquet, checksums, manifest or snapshot (a page or its manifest)."""
+    if "snapshot" in rel.parts[:-1]:
+        return "snapshot"
+    if rel.name == SUMS_NAME:
+        return "checksums"
+    if rel.name == MANIFEST_NAME:
+        return "manifest"
+    return rel.suffix.lstrip(".") or "file"
+
+
+def _utc(ts: datetime) -> str:
+    aware = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+    return f"{aware.astimezone(UTC):%Y-%m-%dT%H:%M:%S}Z"
+
+
+def run_facts(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
+    """What the manifest records about the run, from meta.runs and meta.settings (waiver file and hash)."""
+    row = con.execute(
+        "select run_id, scope, source, as_of, status, tool_version, calendar_version from meta.runs where run_id = ?",
+        [run_id],
+    ).fetchone()
+    if row is None:
+        raise ManifestError(f"run {run_id!r} is not in the ledger")
+    waivers = dict(
+        con.execute(
+            "select key, value from meta.settings where run_id = ? and key in ('waivers_file', 'waivers_sha256')",
+            [run_id],
+        ).fetchall()
+    )
+    return {
+        "run_id": row[0],
+        "scope": row[1],
+        "source": row[2],
+        "as_of": _utc(row[3]),
+        "run_status": row[4],
+        "run_tool_version": row[5],
+        "calendar_version": row[6],
+        "waiver_file": waivers.get("waivers_file"),
+        "waiver_file_sha256": waivers.get("waivers_sha256"),
+    }
+
+
+def _relative(folder: Path, path: Path) -> PurePosixPath:
+    try:
+        return PurePosixPath(path.resolve().relative_to(folder.resolve()).as_posix())
+    except ValueError as exc:
+        raise ManifestError(f"{path} is not inside {folder}: a manifest lists only its folder's files") from exc
+
+
+def write_manifest(
+    folder: Path,
+    files: Iterable[Path],
+    *,
+    facts: dict[str, Any],
+    settings: Settings,
+    generated_at: datetime,
+    owner: str | None = None,
+) -> Path:
+    """Write SHA256SUMS, then manifest.json (last, atomically) for the given files of folder; return its path."""
+    entries: dict[PurePosixPath, Path] = {}
+    for path in files:
+        rel = _relative(folder, path)
+        if rel.name not in (MANIFEST_NAME, SUMS_NAME) or len(rel.parts) > 1:
+            entries[rel] = path
+    listed = []
+    for rel in sorted(entries):
+        path = entries[rel]
+        listed.append({"path": str(rel), "kind": _kind(rel), "size": path.stat().st_size, "sha256": sha256_file(path)})
+    sums = folder / SUMS_NAME
+    text = "".join(f"{e['sha256']}  {e['path']}\n" for e in listed)
+    atomic_write(sums, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    listed.append({"path": SUMS_NAME, "kind": "checksums", "size": sums.stat().st_size, "sha256": sha256_file(sums)})
+    manifest = {
+        "format": MANIFEST_FORMAT,
+        "tool_version": __version__,
+        **facts,
+        "generated_at": _utc(generated_at),
+        "language": settings.language,
+        "timezone": settings.timezone,
+        "owner": owner,
+        "price_table_version": prices_version(settings.project_root),
+        "files": listed,
+    }
+    path = folder / MANIFEST_NAME
+    data = json.dumps(manifest, indent=2, ensure_ascii=False) + "\n"
+    atomic_write(path, lambda tmp: tmp.write_text(data, encoding="utf-8"))
+    log.info("%s: %d files", path, len(listed))
+    return path
+
+
+@dataclass
+class Verification:
+    """The result of verify(): the manifest checked, files checked and every problem found."""
+
+    manifest: Path
+    run_id: str | None
+    checked: int = 0
+    problems: list[tuple[str, str]] = field(default_factory=list)  # (relative path, what is wrong)
+
+    @property
+    def ok(self) -> bool:
+        """True when every listed file is there with its recorded size and SHA-256."""
+        return not self.problems
+
+
+def _manifest_path(target: Path) -> Path:
+    path = target / MANIFEST_NAME if target.is_dir() else target
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such manifest (give a report folder or its {MANIFEST_NAME})")
+    return path
+
+
+def _snapshot_entries(path: Path) -> list[dict[str, Any]]:
+    """A saved snapshot's files from its SHA256SUMS (the snapshot's manifest.json has no hashes)."""
+    sums = path.parent / SUMS_NAME
+    if not sums.is_file():
+        raise ManifestError(
+            f"{path.parent}: a snapshot without {SUMS_NAME} (saved by an older version): nothing to check"
+        )
+    entries: list[dict[str, Any]] = []
+    for n, line in enumerate(sums.read_text(encoding="utf-8").splitlines(), start=1):
+        digest, sep, rel = line.partition("  ")
+        if not sep or len(digest) != 64:
+            raise ManifestError(f"{sums}:{n}: not a sha256sum line")
+        entries.append({"path": rel, "sha256": digest})
+    return entries
+
+
+def verify(target: Path) -> Verification:
+    """Recompute the size and SHA-256 of every file a manifest lists (target: the folder or the manifest).
+
+    A saved snapshot directory (its manifest.json in the snapshot format) is checked against its SHA256SUMS.
+    """
+    from hotpatch_audit.sources import SNAPSHOT_FORMAT
+
+    path = _manifest_path(target)
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ManifestError(f"{path}: not a readable manifest ({exc})") from exc
+    kind = manifest.get("format") if isinstance(manifest, dict) else None
+    if kind == SNAPSHOT_FORMAT:
+        files: Any = _snapshot_entries(path)
+    elif kind == MANIFEST_FORMAT:
+        files = manifest.get("files")
+    else:
+        raise ManifestError(f"{path}: not a hotpatch-audit report manifest (format {MANIFEST_FORMAT})")
+    if not isinstance(files, list):
+        raise ManifestError(f"{path}: no file list")
+    folder = path.parent.resolve()
+    result = Verification(path, manifest.get("run_id"))
+    for entry in files:
+        rel = str(entry.get("path", "")) if isinstance(entry, dict) else ""
+        result.checked += 1
+        file = (folder / rel).resolve()
+        if not rel or PurePosixPath(rel).is_absolute() or not file.is_relative_to(folder):
+            result.problems.append((rel or "?", "unsafe path: outside the manifest's folder"))
+        elif not file.is_file():
+            result.problems.append((rel, "missing"))
+        elif "size" in entry and file.stat().st_size != entry.get("size"):
+            result.problems.append((rel, f"changed: {file.stat().st_size:,} bytes, manifest says {entry.get('size')}"))
+        elif sha256_file(file) != entry.get("sha256"):
+            result.problems.append((rel, "changed: SHA-256 differs"))
+    return result
