@@ -117,22 +117,32 @@ def reboots_avoided_taken_svg(months: Sequence[Row]) -> Chart:
         return _to_svg(fig, _("Reboots avoided and taken per month"))
 
 
-def readiness_funnel_svg(gates: Sequence[Row]) -> Chart:
-    """Horizontal bars: machines passing each readiness gate (and every gate before it)."""
+def _count_bars(labels: Sequence[str], values: Sequence[int], *, colour: str, height: float, title: str,
+                ylabel: str | None = None) -> Chart:
+    """Horizontal bars of machine counts, first row on top, each bar annotated with its number."""
     with matplotlib.rc_context(_RC):
-        fig = Figure(figsize=(6.4, 3.2), layout="constrained")
+        fig = Figure(figsize=(6.4, height), layout="constrained")
         ax = fig.add_subplot()
-        labels = [f"{int(g['gate'])}. {translate_phrase(g['label'])}" for g in gates]
-        values = [int(g["machines_passing"]) for g in gates]
-        positions = list(range(len(gates)))
-        ax.barh(positions, values, color="#1565c0", height=0.7)
+        positions = list(range(len(values)))
+        ax.barh(positions, values, color=colour, height=0.7)
         ax.set_yticks(positions, labels)
         ax.invert_yaxis()
         for y, v in zip(positions, values, strict=True):
             ax.annotate(f"{v:,}", (v, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
         ax.set_xlabel(_("Machines (count)"))
+        if ylabel:
+            ax.set_ylabel(ylabel)
         ax.spines[["top", "right"]].set_visible(False)
-        return _to_svg(fig, _("Readiness funnel: machines passing each gate"))
+        return _to_svg(fig, title)
+
+
+def readiness_funnel_svg(gates: Sequence[Row]) -> Chart:
+    """Horizontal bars: machines passing each readiness gate (and every gate before it)."""
+    return _count_bars(
+        [f"{int(g['gate'])}. {translate_phrase(g['label'])}" for g in gates],
+        [int(g["machines_passing"]) for g in gates],
+        colour="#1565c0", height=3.2, title=_("Readiness funnel: machines passing each gate"),
+    )
 
 
 def _short(text: object) -> str:
@@ -184,21 +194,12 @@ def reboot_free_rate_svg(months: Sequence[Row]) -> Chart:
 
 def blockers_svg(blockers: Sequence[Row]) -> Chart:
     """Horizontal bars: machines stopped by each reason code (first failing readiness gate), in gate order."""
-    with matplotlib.rc_context(_RC):
-        fig = Figure(figsize=(6.4, 0.6 + 0.22 * max(len(blockers), 3)), layout="constrained")
-        ax = fig.add_subplot()
-        labels = [f"{int(b['gate'])}. {b['gate_code']}" for b in blockers]
-        values = [int(b["machines"]) for b in blockers]
-        positions = list(range(len(blockers)))
-        ax.barh(positions, values, color="#c62828", height=0.7)
-        ax.set_yticks(positions, labels)
-        ax.invert_yaxis()
-        for y, v in zip(positions, values, strict=True):
-            ax.annotate(f"{v:,}", (v, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
-        ax.set_xlabel(_("Machines (count)"))
-        ax.set_ylabel(_("Gate and reason code"))
-        ax.spines[["top", "right"]].set_visible(False)
-        return _to_svg(fig, _("Blockers by reason code"))
+    return _count_bars(
+        [f"{int(b['gate'])}. {b['gate_code']}" for b in blockers],
+        [int(b["machines"]) for b in blockers],
+        colour="#c62828", height=0.6 + 0.22 * max(len(blockers), 3), title=_("Blockers by reason code"),
+        ylabel=_("Gate and reason code"),
+    )
 
 
 def findings_by_owner_svg(owners: Sequence[Row]) -> Chart:

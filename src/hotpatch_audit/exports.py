@@ -91,7 +91,7 @@ FINDINGS = Export(
         Column("track", "VARCHAR", "Hotpatch release track (ws2022, ws2025...); empty when the OS has none."),
         Column("month", "VARCHAR", "Patch month YYYY-MM the finding is about; empty for month-less findings."),
         Column("status", "VARCHAR", "fail, warn, unknown (data missing), waived or pass."),
-        Column("severity", "VARCHAR", "high, medium or low."),
+        Column("severity", "VARCHAR", "critical, high, medium, low or info (docs/audits.md: status and severity)."),
         Column("reason", "VARCHAR", "Why the machine got this status, in one sentence."),
         Column("remediation", "VARCHAR", "What to do about it."),
         Column(
