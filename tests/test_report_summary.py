@@ -284,7 +284,7 @@ def _group_rows(html: str, table_id: str) -> list[tuple[str, str]]:
     table = re.search(rf'<table class="findings group-items" id="{table_id}".*?</table>', html, re.S)
     assert table, table_id
     return re.findall(
-        r'<tr data-machine="[^"]*" data-machine-id="[^"]*" data-status="[^"]*" data-severity="([a-z]+)">.*?'
+        r'<tr data-machine="[^"]*" data-status="[^"]*" data-severity="([a-z]+)">.*?'
         r'<td class="col-days n" data-sort="(\d*)">',
         table.group(0),
         re.S,
