@@ -239,6 +239,8 @@ def build_environment(timezone: str, templates_dir: Path, language: str = "en") 
     env.filters["pct"] = lambda value: i18n.format_percent(value, language)
     env.filters["phrase"] = lambda value: value if language == i18n.SOURCE_LANGUAGE else translate_phrase(value)
     env.globals["footer_css"] = _footer_css
+    # the space between sentences and clauses; Japanese sets none (its punctuation carries the break)
+    env.globals["sentence_gap"] = "" if language == "ja" else " "
     env.filters["words"] = _words
     env.filters["anchor"] = machine_anchor
     return env
