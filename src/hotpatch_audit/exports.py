@@ -9,16 +9,15 @@ single quote (FORMULA_PREFIXES); Parquet keeps every value as stored, with the d
 from __future__ import annotations
 
 import logging
-import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
 import duckdb
 
+from hotpatch_audit.files import atomic_write
+
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 ExportFormat = Literal["csv", "parquet"]
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -218,18 +217,6 @@ def write_export(
     written = atomic_write(path, copy)
     log.info("%s: %d rows", path.name, written)
     return written
-
-
-def atomic_write(path: Path, write: Callable[[Path], T]) -> T:
-    """Write beside the target, then rename: readers never see a half-written file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        result = write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return result
 
 
 def _prefix_words() -> str:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import os
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -17,10 +15,10 @@ from hotpatch_audit import __version__
 from hotpatch_audit.arg import run_concurrently
 from hotpatch_audit.catalog import QuerySpec
 from hotpatch_audit.errors import HotpatchAuditError, SnapshotError
+from hotpatch_audit.files import SUMS_NAME, atomic_write_bytes, sha256_file, write_sums
 from hotpatch_audit.sources import SNAPSHOT_FORMAT, Source
 
 log = logging.getLogger(__name__)
-SUMS_FILE = "SHA256SUMS"
 
 
 @dataclass
@@ -60,12 +58,6 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".part")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def extract_to_snapshot(
     source: Source,
     specs: list[QuerySpec],
@@ -95,7 +87,7 @@ def extract_to_snapshot(
                 result.pages += 1
                 result.rows += page.count
                 result.total_records = page.total_records
-                _write_atomic(qdir / f"page-{result.pages:05d}.json", page.body)
+                atomic_write_bytes(qdir / f"page-{result.pages:05d}.json", page.body)
                 if on_page:
                     on_page(spec.name, result.rows, page.total_records)
             if result.pages == 0:
@@ -126,7 +118,7 @@ def extract_to_snapshot(
         "tool_version": __version__,
         "queries": {name: q.as_dict() for name, q in snap.queries.items()},
     }
-    _write_atomic(directory / "manifest.json", json.dumps(manifest, indent=2).encode("utf-8"))
+    atomic_write_bytes(directory / "manifest.json", json.dumps(manifest, indent=2).encode("utf-8"))
     _write_sums(directory)
     return snap
 
@@ -134,10 +126,8 @@ def extract_to_snapshot(
 def _write_sums(directory: Path) -> None:
     """SHA256SUMS of every page and manifest.json, so a carried snapshot can be checked before it is read
     (`hotpatch-audit verify DIR` or `cd DIR && sha256sum -c SHA256SUMS`)."""
-    lines = []
-    for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != SUMS_FILE):
-        lines.append(f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.relative_to(directory).as_posix()}\n")
-    _write_atomic(directory / SUMS_FILE, "".join(lines).encode("utf-8"))
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.name != SUMS_NAME)
+    write_sums(directory, ((p.relative_to(directory).as_posix(), sha256_file(p)) for p in files))
 
 
 def snapshot_from_manifest(directory: Path, manifest: dict[str, Any]) -> Snapshot:

@@ -11,7 +11,6 @@ SHA256SUMS (pages and its manifest.json), which verify() checks too.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 from collections.abc import Iterable
@@ -25,28 +24,17 @@ import duckdb
 from hotpatch_audit import __version__
 from hotpatch_audit.config import Settings
 from hotpatch_audit.errors import ConfigError, HotpatchAuditError
-from hotpatch_audit.exports import atomic_write
+from hotpatch_audit.files import SUMS_NAME, atomic_write, sha256_file, write_sums
 from hotpatch_audit.prices import prices_version
 
 log = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
-SUMS_NAME = "SHA256SUMS"
 MANIFEST_FORMAT = "hotpatch-audit-report-manifest/1"
-_CHUNK = 1 << 20
 
 
 class ManifestError(HotpatchAuditError):
     """A manifest is unreadable or not a hotpatch-audit manifest."""
-
-
-def sha256_file(path: Path) -> str:
-    """Hex SHA-256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        while chunk := f.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _kind(rel: PurePosixPath) -> str:
@@ -118,9 +106,7 @@ def write_manifest(
     for rel in sorted(entries):
         path = entries[rel]
         listed.append({"path": str(rel), "kind": _kind(rel), "size": path.stat().st_size, "sha256": sha256_file(path)})
-    sums = folder / SUMS_NAME
-    text = "".join(f"{e['sha256']}  {e['path']}\n" for e in listed)
-    atomic_write(sums, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+    sums = write_sums(folder, ((str(e["path"]), str(e["sha256"])) for e in listed))
     listed.append({"path": SUMS_NAME, "kind": "checksums", "size": sums.stat().st_size, "sha256": sha256_file(sums)})
     manifest = {
         "format": MANIFEST_FORMAT,

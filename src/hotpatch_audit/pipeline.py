@@ -280,8 +280,9 @@ def render_stage(
     and the files of snapshot_dir (a snapshot saved with the run; it must be inside the folder).
     """
     from hotpatch_audit.duck import connect
+    from hotpatch_audit.files import SUMS_NAME
     from hotpatch_audit.ledger import ledger_lock
-    from hotpatch_audit.manifest import SUMS_NAME, run_facts, write_manifest
+    from hotpatch_audit.manifest import run_facts, write_manifest
     from hotpatch_audit.render import owner_slug, render_reports, run_owners
 
     ledger = settings.path(settings.ledger_path)

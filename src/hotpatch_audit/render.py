@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import time
 import unicodedata
@@ -26,6 +25,7 @@ from hotpatch_audit import __version__, charts, i18n
 from hotpatch_audit.config import Settings
 from hotpatch_audit.duck import connect
 from hotpatch_audit.exports import EXPORTS, FINDINGS, FORMULA_PREFIXES, NO_OWNER, write_export
+from hotpatch_audit.files import atomic_write
 from hotpatch_audit.finding_text import translate_finding, translate_phrase
 from hotpatch_audit.prices import prices_version
 
@@ -527,17 +527,6 @@ def neutralise_cell(value: Any) -> Any:
     return value
 
 
-def _atomic_write(path: Path, write: Callable[[Path], object]) -> None:
-    """Write beside the target, then rename: readers never see a half-written report."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def _context(
     data: _RunData, medium: Medium, cap: int, *, settings: Settings, generated_at: datetime, static_dir: Path,
     owner: str | None = None,
@@ -696,7 +685,7 @@ def render_reports(
                     static_dir=static_dir,
                     owner=owner,
                 )
-                _atomic_write(path, _writer(env, ctx, static_dir))
+                atomic_write(path, _writer(env, ctx, static_dir))
             written.append(path)
     finally:
         con.close()
