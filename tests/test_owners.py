@@ -72,7 +72,7 @@ def test_demo_findings_all_have_an_owner_and_per_owner_reports_split_them(
 ) -> None:
     import duckdb
 
-    from hotpatch_audit.pipeline import render_per_owner
+    from hotpatch_audit.pipeline import render_stage
 
     settings, run_ids = demo_history
     run_id = run_ids[-1]
@@ -89,7 +89,7 @@ def test_demo_findings_all_have_an_owner_and_per_owner_reports_split_them(
     assert total > 0 and nulls == 0
     s = settings.model_copy(update={"formats": ["html", "csv"]})
     out = tmp_path / "reports"
-    paths = render_per_owner(s, run_id, out)
+    paths = render_stage(s, run_id, out, per_owner=True)
     assert out / "audit.html" in paths and out / "findings.csv" in paths
     folders = sorted(p.name for p in (out / "owners").iterdir())
     assert folders == sorted(owner_slug(o) for o in owners)

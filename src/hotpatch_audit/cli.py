@@ -217,7 +217,7 @@ def report(
     Example: hotpatch-audit report --tz Asia/Tokyo --format pdf
     """
     from hotpatch_audit.ledger import latest_run, open_reader
-    from hotpatch_audit.pipeline import render_per_owner, render_stage
+    from hotpatch_audit.pipeline import render_stage
 
     settings = settings_from(ledger_path=ledger, formats=fmt, language=lang, timezone=tz)
     path = settings.path(settings.ledger_path)
@@ -229,7 +229,7 @@ def report(
         known = con.execute("SELECT status FROM meta.runs WHERE run_id = ?", [rid]).fetchone()
     if known is None:
         raise ConfigError(f"no run {rid!r} in {path}")
-    for p in (render_per_owner if per_owner else render_stage)(settings, rid, out_dir):
+    for p in render_stage(settings, rid, out_dir, per_owner=per_owner):
         out.print(str(p))
 
 

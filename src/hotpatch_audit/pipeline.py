@@ -298,7 +298,6 @@ def render_stage(
             con.close()
         written = render_reports(ledger, run_id, target, settings=settings, formats=settings.formats,
                                  generated_at=generated_at)
-        listed = list(written)
         if per_owner:
             for owner in run_owners(ledger, run_id, settings=settings):
                 folder = target / "owners" / owner_slug(owner)
@@ -307,11 +306,10 @@ def render_stage(
                 manifest = write_manifest(folder, files, facts=facts, settings=settings, generated_at=generated_at,
                                           owner=owner)
                 written += [*files, folder / SUMS_NAME, manifest]
-                listed += [*files, folder / SUMS_NAME, manifest]
     snapshot = snapshot_dir or _saved_snapshot(target / "snapshot", facts)
-    if snapshot is not None and snapshot.is_dir():
-        listed += sorted(p for p in snapshot.rglob("*") if p.is_file())
-    manifest = write_manifest(target, listed, facts=facts, settings=settings, generated_at=generated_at)
+    snapshot_files = sorted(p for p in snapshot.rglob("*") if p.is_file()) if snapshot and snapshot.is_dir() else []
+    manifest = write_manifest(target, [*written, *snapshot_files], facts=facts, settings=settings,
+                              generated_at=generated_at)
     return [*written, target / SUMS_NAME, manifest]
 
 
@@ -327,11 +325,6 @@ def _saved_snapshot(directory: Path, facts: dict[str, object]) -> Path | None:
         return None
     same = manifest.get("scope") == facts["scope"] and manifest.get("as_of") == facts["as_of"]
     return directory if same else None
-
-
-def render_per_owner(settings: Settings, run_id: str, out_dir: Path | None = None) -> list[Path]:
-    """render_stage with per_owner: the fleet report, then one report per owner under <out>/owners/<owner-slug>/."""
-    return render_stage(settings, run_id, out_dir, per_owner=True)
 
 
 def refresh_definitions(settings: Settings) -> None:
