@@ -328,17 +328,17 @@ def load_snapshot(con: duckdb.DuckDBPyConnection, run_id: str, snap: Snapshot) -
 
 def parse_guest_configuration_reports(con: duckdb.DuckDBPyConnection, run_id: str | None = None) -> int:
     """Copy the run's Machine Configuration reports, their phrases parsed (core.guest_configuration_facts),
-    into raw.guest_facts; with no run id, every run that has reports but no parsed rows yet (older ledgers)."""
-    now = datetime.now(UTC).replace(tzinfo=None)
-    where = "run_id = ?" if run_id is not None else (
-        "run_id NOT IN (SELECT DISTINCT run_id FROM raw.guest_facts WHERE run_id IS NOT NULL)"
-    )
-    params: list[object] = [now] + ([run_id] if run_id is not None else [])
-    con.execute(f"DELETE FROM raw.guest_facts WHERE source = 'machine_configuration' AND {where}", params[1:])
+    into raw.guest_facts, replacing the run's earlier copy; with no run id, every run that has reports but no
+    parsed rows yet (older ledgers)."""
+    if run_id is not None:
+        where, args = "run_id = ?", [run_id]
+        con.execute(f"DELETE FROM raw.guest_facts WHERE source = 'machine_configuration' AND {where}", args)
+    else:
+        where, args = "run_id NOT IN (SELECT DISTINCT run_id FROM raw.guest_facts WHERE run_id IS NOT NULL)", []
     row = con.execute(
         f"INSERT INTO raw.guest_facts BY NAME SELECT *, ?::TIMESTAMP AS loaded_at"  # noqa: S608 (fixed text)
         f" FROM core.guest_configuration_facts WHERE {where}",
-        params,
+        [datetime.now(UTC).replace(tzinfo=None), *args],
     ).fetchone()
     return int(row[0]) if row else 0
 
