@@ -57,6 +57,15 @@ _STATUS_ORDER = (
     "case status when 'fail' then 0 when 'warn' then 1 when 'unknown' then 2 when 'waived' then 3 else 4 end"
 )
 
+# The machine's identity, in the same words in every export that has one row per machine (and month).
+MACHINE_COLUMNS: tuple[Column, ...] = (
+    Column("machine_id", "VARCHAR", "Azure resource id of the machine, lower-cased."),
+    Column("machine_name", "VARCHAR", "Machine name as Azure reports it (untrusted text)."),
+    Column("machine_kind", "VARCHAR", "azure_vm or arc."),
+    Column("subscription_id", "VARCHAR", "Subscription of the machine."),
+    Column("resource_group", "VARCHAR", "Resource group of the machine, lower-cased."),
+)
+
 FINDINGS = Export(
     stem="findings",
     table="audit.findings",
@@ -76,11 +85,7 @@ FINDINGS = Export(
             "VARCHAR",
             "The finding code within its audit (docs/audits.md), e.g. missed, off_track, wsus_suspected.",
         ),
-        Column("machine_id", "VARCHAR", "Azure resource id of the machine, lower-cased."),
-        Column("machine_name", "VARCHAR", "Machine name as Azure reports it (untrusted text)."),
-        Column("machine_kind", "VARCHAR", "azure_vm or arc."),
-        Column("subscription_id", "VARCHAR", "Subscription of the machine."),
-        Column("resource_group", "VARCHAR", "Resource group of the machine, lower-cased."),
+        *MACHINE_COLUMNS,
         Column(
             "owner",
             "VARCHAR",
@@ -113,11 +118,7 @@ MACHINE_MONTHS = Export(
     "outcome, the month's release, the reboots and the KBs that caused them.",
     columns=(
         Column("run_id", "VARCHAR", "The run (meta.runs)."),
-        Column("machine_id", "VARCHAR", "Azure resource id of the machine, lower-cased."),
-        Column("machine_name", "VARCHAR", "Machine name as Azure reports it (untrusted text)."),
-        Column("machine_kind", "VARCHAR", "azure_vm or arc."),
-        Column("subscription_id", "VARCHAR", "Subscription of the machine."),
-        Column("resource_group", "VARCHAR", "Resource group of the machine, lower-cased."),
+        *MACHINE_COLUMNS,
         Column("owner", "VARCHAR", "Owner of the machine, as in findings."),
         Column("track", "VARCHAR", "Hotpatch release track; empty when the OS has none (outcome not_applicable)."),
         Column("month", "VARCHAR", "Patch month YYYY-MM."),
