@@ -48,7 +48,9 @@ def _kind(rel: PurePosixPath) -> str:
     return rel.suffix.lstrip(".") or "file"
 
 
-def _utc(ts: datetime) -> str:
+def utc_stamp(ts: datetime) -> str:
+    """A time as the manifest and the PDF's /CreationDate write it: W3C date-time in UTC, whole seconds
+    (a naive time is UTC, as in the ledger)."""
     aware = ts if ts.tzinfo else ts.replace(tzinfo=UTC)
     return f"{aware.astimezone(UTC):%Y-%m-%dT%H:%M:%S}Z"
 
@@ -71,7 +73,7 @@ def run_facts(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
         "run_id": row[0],
         "scope": row[1],
         "source": row[2],
-        "as_of": _utc(row[3]),
+        "as_of": utc_stamp(row[3]),
         "run_status": row[4],
         "run_tool_version": row[5],
         "calendar_version": row[6],
@@ -112,7 +114,7 @@ def write_manifest(
         "format": MANIFEST_FORMAT,
         "tool_version": __version__,
         **facts,
-        "generated_at": _utc(generated_at),
+        "generated_at": utc_stamp(generated_at),
         "language": settings.language,
         "timezone": settings.timezone,
         "owner": owner,

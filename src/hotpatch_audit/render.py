@@ -27,6 +27,7 @@ from hotpatch_audit.duck import connect
 from hotpatch_audit.exports import EXPORTS, FINDINGS, FORMULA_PREFIXES, NO_OWNER, write_export
 from hotpatch_audit.files import atomic_write
 from hotpatch_audit.finding_text import translate_finding, translate_phrase
+from hotpatch_audit.manifest import utc_stamp
 from hotpatch_audit.prices import prices_version
 
 log = logging.getLogger(__name__)
@@ -186,8 +187,7 @@ class ReportContext:
     @property
     def created(self) -> str:
         """generated_at as a W3C date-time in UTC: <meta name=dcterms.created>, the PDF's /CreationDate."""
-        aware = self.generated_at if self.generated_at.tzinfo else self.generated_at.replace(tzinfo=UTC)
-        return f"{aware.astimezone(UTC):%Y-%m-%dT%H:%M:%S}Z"
+        return utc_stamp(self.generated_at)
 
 
 # --- Jinja environment -------------------------------------------------------------------------
