@@ -6,7 +6,8 @@ Use them with `pytest_plugins = ["tests.emulator_fixture"]` in a test module (or
 `rg_emulator` (function): an emulator on a free port with the quota on (15 requests per 1-second window,
 Retry-After sent), no latency, no faults; stopped afterwards.
 `rg_emulator_factory` (function): make more emulators with other settings (all stopped afterwards).
-`make_client(emulator)`: the real azure-mgmt-resourcegraph client pointed at an emulator, retries off.
+`make_client(emulator)`: the real azure-mgmt-resourcegraph client pointed at an emulator, retries off (its CA
+bundle trusted unless `connection_verify=` says otherwise).
 `StaticTokenCredential`: a TokenCredential for a fixed bearer token.
 """
 
@@ -47,8 +48,9 @@ def make_client(emulator: Any, token: str | None = None, **kwargs: Any) -> Any:
     from azure.mgmt.resourcegraph import ResourceGraphClient
 
     kwargs.setdefault("retry_total", 0)
+    kwargs.setdefault("connection_verify", str(emulator.ca_bundle))
     return ResourceGraphClient(credential=StaticTokenCredential(token or emulator.token), base_url=emulator.url,
-                               connection_verify=str(emulator.ca_bundle), **kwargs)
+                               **kwargs)
 
 
 def fleet_subscriptions(db_path: Path) -> list[str]:

@@ -415,6 +415,52 @@ def test_subscription_vanishes_between_pages(rg_emulator: Any, rg_fleet_db: Path
     assert rg_emulator.stats.total.faults == {"vanish_subscription": 1}
 
 
+@pytest.mark.parametrize("variant", ["code", "details", "message"])
+def test_expire_skip_token_fault(rg_emulator: Any, variant: str) -> None:
+    client = make_client(rg_emulator)
+    rg_emulator.faults.add("expire_skip_token", count=1, match="patchinstallationresources", variant=variant)
+    first = _query(client, INSTALLS, top=10)                   # a first page carries no token: untouched
+    assert _query(client, IDS, top=10).count == 10             # another query: untouched
+    with pytest.raises(HttpResponseError) as err:
+        _query(client, INSTALLS, top=10, skip_token=first.skip_token)
+    assert err.value.status_code == 400
+    error = err.value.response.json()["error"]
+    codes = [error["code"], *(d["code"] for d in error.get("details", []))]
+    assert ("InvalidSkipToken" in codes) is (variant != "message")
+    assert "expired" in json.dumps(error)
+    assert _query(client, INSTALLS, top=10, skip_token=first.skip_token).count == 10  # only as often as armed
+    assert rg_emulator.stats.total.faults == {"expire_skip_token": 1} and rg_emulator.stats.total.errors == 1
+    with pytest.raises(ValueError, match="variant"):
+        rg_emulator.faults.add("expire_skip_token", variant="json")
+
+
+@pytest.mark.parametrize("id_case", ["same", "upper"])
+def test_duplicate_fault_repeats_the_last_rows_of_the_page_before(rg_emulator: Any, rg_fleet_db: Path,
+                                                                   id_case: str) -> None:
+    expected = [r[0] for r in _sql(rg_fleet_db, "SELECT id FROM resources ORDER BY id")]
+    rg_emulator.faults.add("duplicate", rows=3, page=2, id_case=id_case)
+    rows, responses = _all_pages(make_client(rg_emulator), IDS, top=100)
+    ids = [r["id"] for r in rows]
+    assert len(ids) == len(expected) + 3 and all(r.total_records == len(expected) for r in responses)
+    again = ids[100:103]
+    assert again == [i.upper() if id_case == "upper" else i for i in expected[97:100]]
+    assert ids[:100] + ids[103:] == expected                  # the rest arrives once, in order, shifted
+    with pytest.raises(ValueError):
+        rg_emulator.faults.add("duplicate", rows=0)
+
+
+def test_more_malformed_bodies(rg_emulator: Any) -> None:
+    """Bodies the SDK fails on with plain Python errors, not azure-core ones (the arg source must catch them)."""
+    client = make_client(rg_emulator)
+    rg_emulator.faults.add("malformed", variant="total")
+    with pytest.raises(OverflowError):                        # totalRecords 1e400
+        _query(client, IDS, top=10)
+    rg_emulator.faults.add("malformed", variant="bytes")
+    with pytest.raises(UnicodeDecodeError):                   # not UTF-8
+        _query(client, IDS, top=10)
+    assert rg_emulator.stats.total.faults == {"malformed": 2}
+
+
 def test_subscription_limit_header_fault(rg_emulator: Any) -> None:
     rg_emulator.faults.add("subscription_limit")
     headers = Headers()
@@ -466,6 +512,19 @@ def test_tls_material_is_reused_and_covers_localhost(tmp_path: Path) -> None:
     assert "localhost" in san.get_values_for_type(x509.DNSName)
     assert "127.0.0.1" in {str(ip) for ip in san.get_values_for_type(x509.IPAddress)}
     assert ensure_server_cert(tmp_path, ["myhost.test"]).cert.read_bytes() != stamp
+
+
+def test_own_certificate_and_unverifiable_tls(rg_emulator_factory: Any, tmp_path: Path) -> None:
+    from hotpatch_audit.tlsutil import write_server_cert
+
+    other = write_server_cert(tmp_path / "other", ["rg.example.test"])  # not valid for 127.0.0.1
+    emu = rg_emulator_factory(tls=other)
+    assert emu.ca_bundle == other.ca_bundle
+    with pytest.raises(ServiceRequestError, match="CERTIFICATE_VERIFY_FAILED"):
+        _query(make_client(emu), IDS, top=1)                 # trusted CA, wrong name
+    with pytest.raises(ServiceRequestError, match="CERTIFICATE_VERIFY_FAILED"):
+        _query(make_client(emu, connection_verify=True), IDS, top=1)  # the system CAs: unknown CA
+    assert emu.stats.requests == 0 and emu.stats.unauthorized == 0
 
 
 def test_serve_cli_prints_url_ca_and_token(rg_fleet_db: Path, tmp_path: Path) -> None:

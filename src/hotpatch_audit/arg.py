@@ -13,6 +13,7 @@ import json
 import logging
 import random
 import re
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -23,7 +24,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from hotpatch_audit.catalog import QuerySpec, validate_query
-from hotpatch_audit.errors import ConfigError, SourceError
+from hotpatch_audit.errors import ConfigError, SkipTokenExpiredError, SourceError
 from hotpatch_audit.sources import Page, Scope, page_body
 
 log = logging.getLogger(__name__)
@@ -44,6 +45,10 @@ _TENANT_RE = re.compile(r"^(?:[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a
                         r"|[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.)+[A-Za-z]{2,63})$")
 _TIMESPAN_RE = re.compile(r"^(?:(\d+)\.)?(\d{1,2}):(\d{2}):(\d{2}(?:\.\d+)?)$")
 _JWT_RE = re.compile(r"eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*")
+_SKIP_TOKEN_TEXT_RE = re.compile(r"(?i)\$?skip\s*-?token\b.*\b(expired|invalid|not valid|no longer valid)\b"
+                                 r"|\b(expired|invalid)\s+\$?skip\s*-?token")
+_CA_HINT = ("pass --ca-bundle FILE (setting arg_ca_bundle / HOTPATCH_AUDIT_ARG_CA_BUNDLE) with the CA that "
+            "signed it")
 _DAC_CHAIN = ("EnvironmentCredential, WorkloadIdentityCredential, ManagedIdentityCredential, "
               "SharedTokenCacheCredential, AzureCliCredential, AzurePowerShellCredential, "
               "AzureDeveloperCliCredential")
@@ -289,15 +294,28 @@ class QuotaPacer:
 # Credentials
 
 
+def clean_token(token: str) -> str:
+    """A static bearer token without the whitespace around it (`$(cat token.txt)`, secret files end in a newline).
+
+    ConfigError when nothing is left, or when whitespace, control or non-ASCII characters remain inside (a
+    bearer token is printable ASCII); the message never shows the token.
+    """
+    token = token.strip()
+    if not token:
+        raise ConfigError("the static token (setting arg_token / HOTPATCH_AUDIT_ARG_TOKEN) is empty")
+    if not all("!" <= c <= "~" for c in token):
+        raise ConfigError("the static token (setting arg_token / HOTPATCH_AUDIT_ARG_TOKEN) contains whitespace, "
+                          "control or non-ASCII characters inside it; give the bearer token alone")
+    return token
+
+
 class StaticTokenCredential:
     """A TokenCredential returning a token the user gave (emulators, recording proxies). Never printed."""
 
     __slots__ = ("_token", "_expires_on")
 
     def __init__(self, token: str, expires_in: int = 3600 * 24) -> None:
-        if not token or any(c.isspace() for c in token):
-            raise ConfigError("the static token is empty or contains whitespace")
-        self._token = token
+        self._token = clean_token(token)
         self._expires_on = expires_in
 
     def get_token(self, *scopes: str, **kwargs: Any) -> Any:
@@ -363,8 +381,16 @@ class ArgOptions:
             raise ConfigError(f"arg page size must be 1..{PAGE_SIZE}, not {self.page_size}")
         if self.max_workers < 1 or self.max_attempts < 1:
             raise ConfigError("arg max_workers and max_attempts must be at least 1")
-        if self.ca_bundle is not None and not Path(self.ca_bundle).is_file():
-            raise ConfigError(f"CA bundle not found: {self.ca_bundle}")
+        if self.static_token is not None:
+            object.__setattr__(self, "static_token", clean_token(self.static_token))
+        if self.ca_bundle is not None:
+            if not Path(self.ca_bundle).is_file():
+                raise ConfigError(f"CA bundle not found: {self.ca_bundle}")
+            try:
+                ssl.create_default_context(cafile=str(self.ca_bundle))
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                raise ConfigError(f"CA bundle {self.ca_bundle} holds no usable PEM certificate: "
+                                  f"{_short(exc, 200)}") from exc
 
     @property
     def base_url(self) -> str:
@@ -390,7 +416,7 @@ class ArgOptions:
         return cls(
             cloud=get("arg_cloud", "public"), endpoint=get("arg_endpoint", None) or None,
             credential_scope=get("arg_credential_scope", None) or None,
-            ca_bundle=Path(ca) if ca else None, static_token=token or None,
+            ca_bundle=Path(ca) if ca else None, static_token=token,
             batch_size=int(get("arg_batch_size", MAX_BATCH)), max_workers=int(get("arg_max_workers", 4)),
             max_attempts=int(get("arg_max_attempts", 6)),
             max_retry_seconds=float(get("arg_max_retry_seconds", 300.0)),
@@ -494,6 +520,7 @@ class ArgStats:
     retries: int = 0
     throttle_wait_seconds: float = 0.0
     errors_by_kind: dict[str, int] = field(default_factory=dict)
+    skip_tokens_expired: int = 0
 
 
 class _Retryable(Exception):
@@ -605,6 +632,9 @@ class ArgSource:
 
         Each page's totalRecords is the running sum of the announced totals of the batches started so
         far, so after the last page it is the query's total and `rows == total_records` holds.
+
+        A skip token Resource Graph refuses (expired) raises SkipTokenExpiredError at once: the caller reads
+        the query again from its first page by calling pages() again (every call starts afresh).
         """
         validate_query(spec)  # paging-safe shape: id first, order by id, no take/limit
         problems: list[str] = []
@@ -621,7 +651,14 @@ class ArgSource:
             truncated = limit_hit = False
             page_no = 0
             while True:
-                resp, quota = self._fetch(spec, label, target.tenant_id, subs, mgs, token)
+                try:
+                    resp, quota = self._fetch(spec, label, target.tenant_id, subs, mgs, token)
+                except SkipTokenExpiredError as exc:
+                    self._count(skip_tokens_expired=1)
+                    raise SkipTokenExpiredError(
+                        f"Resource Graph query {label}: the skip token for page {page_no + 1} was refused as "
+                        f"expired or invalid after {received} of {total} rows ({exc}); the query must be read "
+                        "again from its first page") from exc
                 page_no += 1
                 rows = resp.data
                 if total is None:
@@ -633,7 +670,7 @@ class ArgSource:
                 for row in rows:
                     rid = row.get("id") if isinstance(row, dict) else None
                     if isinstance(rid, str):
-                        h = hash(rid)
+                        h = hash(rid.lower())  # Azure resource ids are case-insensitive
                         if h in seen:
                             duplicates += 1
                         seen.add(h)
@@ -657,7 +694,8 @@ class ArgSource:
             if received != total:
                 reasons.append(f"received {received} of {total} rows")
             if duplicates:
-                reasons.append(f"{duplicates} duplicate ids")
+                reasons.append(f"{duplicates} rows repeated an id of an earlier page (rows moved while the query "
+                               "was paged; each id is loaded once)")
             if truncated:
                 reasons.append("resultTruncated=true (the query shape cannot be paged)")
             if limit_hit:
@@ -719,6 +757,7 @@ class ArgSource:
     def _attempt(self, client: Any, request: Any, pacer: QuotaPacer, ticket: int) -> tuple[Any, QuotaInfo]:
         """Send one request; classify its failure as _Retryable or a final SourceError."""
         from azure.core.exceptions import (
+            AzureError,
             ClientAuthenticationError,
             DecodeError,
             DeserializationError,
@@ -747,20 +786,39 @@ class ArgSource:
                 raise self._auth_error(exc) from exc
             if status is None or status >= 500 or status == 408:
                 raise _Retryable("server error", status, exc) from exc
+            if request.options.skip_token and _skip_token_refused(exc):
+                # Not retried: an expired token never becomes valid again.
+                raise SkipTokenExpiredError(redact(_error_text(exc), self._secrets)) from exc
             raise SourceError(redact(f"Resource Graph refused the query{_status_text(status)}: {_short(exc)}",
                                      self._secrets)) from exc
         except (ServiceRequestError, ServiceResponseError) as exc:
             pacer.release(ticket)
+            reason = _tls_verify_failure(exc)
+            if reason is not None:  # not retried: the next attempt meets the same certificate
+                raise SourceError(redact(self._tls_message(reason), self._secrets)) from exc
             raise _Retryable("connection error", None, exc) from exc
-        except DeserializationError as exc:
+        except (DeserializationError, ValueError, ArithmeticError) as exc:
+            # A body that is not the JSON it claims: cut, not UTF-8, numbers beyond range. Retried like a 5xx.
             pacer.release(ticket)
             raise _Retryable("malformed response body", 200, exc) from exc
+        except (AzureError, OSError) as exc:
+            pacer.release(ticket)
+            raise SourceError(redact(f"Resource Graph request failed ({type(exc).__name__}): {_short(exc)}",
+                                     self._secrets)) from exc
         quota = QuotaInfo.from_headers(headers)
         pacer.observe(ticket, quota, self._clock())
         problem = _shape_problem(resp)
         if problem:
             raise _Retryable(f"malformed response body ({problem})", 200, ValueError(problem))
         return resp, quota
+
+    def _tls_message(self, reason: str) -> str:
+        head = f"the TLS certificate of {self.options.base_url} could not be verified ({reason})"
+        if "mismatch" in reason.lower():
+            return f"{head}: use a host name the certificate was issued for, or {_CA_HINT}"
+        if self.options.ca_bundle:
+            head += f" and the CA bundle {self.options.ca_bundle} does not make it trusted"
+        return f"{head}: {_CA_HINT}"
 
     def _auth_error(self, exc: BaseException) -> SourceError:
         status = getattr(exc, "status_code", None)
@@ -825,6 +883,51 @@ def _throttle_wait(exc: BaseException, failures_hint: int = 0) -> float:
     if wait is None:
         wait = backoff_delay(min(failures_hint, 6) + 1, base=1.0, cap=30.0)
     return min(max(wait, 0.05), 300.0)
+
+
+def _error_text(exc: BaseException) -> str:
+    """`HTTP 400 Code: message` of an ARM error, short and on one line."""
+    error = getattr(exc, "error", None)
+    status = getattr(exc, "status_code", None)
+    code = getattr(error, "code", None)
+    details = [d for d in (getattr(error, "details", None) or []) if getattr(d, "code", None)]
+    text = str(getattr(error, "message", None) or _short(exc, 300))
+    if details:
+        text += " [" + "; ".join(f"{d.code}: {getattr(d, 'message', '')}" for d in details[:3]) + "]"
+    head = " ".join(x for x in (f"HTTP {status}" if status else "", str(code) if code else "") if x)
+    return _short(ValueError(f"{head}: {text}" if head else text), 400)
+
+
+def _skip_token_refused(exc: BaseException) -> bool:
+    """Whether an HTTP error says the request's $skipToken is expired or invalid (code InvalidSkipToken, at
+    the top or in the details, or a message saying so)."""
+    error = getattr(exc, "error", None)
+    parts = [error, *(getattr(error, "details", None) or [])] if error is not None else []
+    if any(str(getattr(p, "code", "") or "").lower() == "invalidskiptoken" for p in parts):
+        return True
+    texts = [str(getattr(exc, "message", "") or "")] + [str(getattr(p, "message", "") or "") for p in parts]
+    return any(_SKIP_TOKEN_TEXT_RE.search(t) for t in texts)
+
+
+def _tls_verify_failure(exc: BaseException) -> str | None:
+    """The short reason when a connection error is a TLS certificate verification failure, else None."""
+    chain: list[BaseException] = []
+    stack: list[Any] = [exc]
+    while stack and len(chain) < 50:
+        cur = stack.pop()
+        if isinstance(cur, BaseException) and all(cur is not c for c in chain):
+            chain.append(cur)
+            stack.extend([getattr(cur, "inner_exception", None), getattr(cur, "reason", None), cur.__cause__,
+                          cur.__context__, *cur.args])
+    verify = next((c for c in chain if isinstance(c, ssl.SSLCertVerificationError)), None)
+    if verify is not None and verify.verify_message:
+        text = str(verify.verify_message)
+    else:
+        text = next((str(c) for c in chain if "CERTIFICATE_VERIFY_FAILED" in str(c)), "")
+        if not text:
+            return None
+        text = re.sub(r"\s*\(_ssl\.c:\d+\)", "", text.rpartition("certificate verify failed:")[2])
+    return " ".join(text.split()).rstrip(".")[:200] or "certificate verify failed"
 
 
 def _shape_problem(resp: Any) -> str | None:

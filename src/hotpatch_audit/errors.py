@@ -37,3 +37,13 @@ class LedgerBusyError(LedgerError):
 
 class RenderError(HotpatchAuditError):
     """A report could not be rendered."""
+
+
+class SkipTokenExpiredError(SourceError):
+    """Resource Graph refused a query's skip token (400 InvalidSkipToken / expired): the query must be read
+    again from its first page. Raised by a source's pages(); extract discards the query's pages and restarts it
+    (a bounded number of times)."""
+
+
+class RunInterrupted(BaseException):  # noqa: N818 - like KeyboardInterrupt, not an Exception on purpose
+    """The process was asked to stop (SIGINT / Ctrl-C, SIGTERM) while a run was in progress; names the signal."""

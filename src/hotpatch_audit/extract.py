@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,11 +13,23 @@ from typing import Any
 from hotpatch_audit import __version__
 from hotpatch_audit.arg import run_concurrently
 from hotpatch_audit.catalog import QuerySpec
-from hotpatch_audit.errors import HotpatchAuditError, SnapshotError
-from hotpatch_audit.files import SUMS_NAME, atomic_write_bytes, sha256_file, write_sums
+from hotpatch_audit.errors import HotpatchAuditError, SkipTokenExpiredError, SnapshotError
+from hotpatch_audit.files import (
+    SUMS_NAME,
+    atomic_write_bytes,
+    check_target_folder,
+    discard_folder,
+    replace_folder,
+    sha256_file,
+    staging_folder,
+    write_sums,
+)
 from hotpatch_audit.sources import SNAPSHOT_FORMAT, Source
 
 log = logging.getLogger(__name__)
+
+# An expired skip token restarts its query from the first page at most this many times.
+MAX_QUERY_RESTARTS = 3
 
 
 @dataclass
@@ -71,25 +82,61 @@ def extract_to_snapshot(
 
     `on_page` may be called from several threads (sources with `max_workers` run queries concurrently).
 
-    The manifest is written last, so a directory without one is a half-finished extract.
+    The pages go to a new folder beside `directory`, which takes the place of `directory` only when the
+    manifest and SHA256SUMS are written: a half-finished extract never leaves a folder that looks complete,
+    and an existing `directory` is replaced only when it is empty or a snapshot this tool wrote (anything
+    else is refused before a query runs). A query whose skip token expires mid-way is read again from its
+    first page, its pages so far discarded, at most MAX_QUERY_RESTARTS times.
     """
-    if directory.exists():
-        shutil.rmtree(directory)
-    directory.mkdir(parents=True)
+    check_target_folder(directory, "snapshot")
+    stage = staging_folder(directory)
+    try:
+        snap = _extract_into(source, specs, stage, as_of=as_of, project_root=project_root, on_page=on_page)
+        replace_folder(stage, directory)
+    except BaseException:
+        discard_folder(stage)
+        raise
+    snap.directory = directory
+    return snap
+
+
+def _extract_into(
+    source: Source, specs: list[QuerySpec], directory: Path, *, as_of: datetime, project_root: Path,
+    on_page: Callable[[str, int, int], None] | None,
+) -> Snapshot:
     snap = Snapshot(directory)
+
+    def read_pages(spec: QuerySpec, qdir: Path, result: QueryResult) -> None:
+        for page in source.pages(spec):
+            result.pages += 1
+            result.rows += page.count
+            result.total_records = page.total_records
+            atomic_write_bytes(qdir / f"page-{result.pages:05d}.json", page.body)
+            if on_page:
+                on_page(spec.name, result.rows, page.total_records)
 
     def one(spec: QuerySpec) -> QueryResult:
         qdir = directory / spec.name
         qdir.mkdir()
         result = QueryResult(spec.name, spec.relpath(project_root), spec.sha256, started_at=_now())
+        restarts = 0
         try:
-            for page in source.pages(spec):
-                result.pages += 1
-                result.rows += page.count
-                result.total_records = page.total_records
-                atomic_write_bytes(qdir / f"page-{result.pages:05d}.json", page.body)
-                if on_page:
-                    on_page(spec.name, result.rows, page.total_records)
+            while True:
+                try:
+                    read_pages(spec, qdir, result)
+                    break
+                except SkipTokenExpiredError as exc:
+                    restarts += 1
+                    if restarts > MAX_QUERY_RESTARTS:
+                        raise SkipTokenExpiredError(
+                            f"{exc} (the query was restarted from its first page {MAX_QUERY_RESTARTS} times)"
+                        ) from exc
+                    log.warning("query %s: %s; reading it again from the first page (restart %d of %d)",
+                                spec.name, exc, restarts, MAX_QUERY_RESTARTS)
+                    for page_file in qdir.glob("page-*.json"):
+                        page_file.unlink()
+                    result.pages = result.rows = 0
+                    result.total_records = None
             if result.pages == 0:
                 result.error = "the source returned no page at all"
             elif result.rows != result.total_records:

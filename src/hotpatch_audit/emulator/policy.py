@@ -93,10 +93,15 @@ FAULT_KINDS: tuple[str, ...] = (
     "slow",                 # sleep `delay` seconds, then answer normally
     "drop",                 # close the connection without any response
     "truncate",             # resultTruncated "true", fewer rows (param rows=), no $skipToken
-    "malformed",            # 200 with a broken body (param variant= json | shape | empty)
+    "malformed",            # 200 with a broken body (param variant= json | shape | empty | total | bytes)
     "vanish_subscription",  # from this continuation page on, a subscription's rows are gone (param subscription=)
     "subscription_limit",   # normal answer plus x-ms-tenant-subscription-limit-hit: true
+    "expire_skip_token",    # a continuation page's $skipToken is refused: 400 InvalidSkipToken (param variant=)
+    "duplicate",            # a continuation page repeats the last rows of the page before (param rows=, id_case=)
 )
+MALFORMED_VARIANTS = ("json", "shape", "empty", "total", "bytes")
+EXPIRE_VARIANTS = ("code", "details", "message")  # where the refusal shows: error code, its details, or text only
+_CONTINUATION_ONLY = ("vanish_subscription", "expire_skip_token", "duplicate")
 _ALIASES = {"500": 500, "502": 502, "503": 503, "504": 504, "http_500": 500, "http_502": 502,
             "http_503": 503, "http_504": 504, "internal_error": 500, "bad_gateway": 502,
             "unavailable": 503}
@@ -116,9 +121,10 @@ class Fault:
     retry_after: float | None = None
     delay: float = 5.0
     rows: int | None = None
-    variant: str = "json"
+    variant: str | None = None  # malformed: json (default) | ...; expire_skip_token: code (default) | ...
     subscription: str | None = None
     resets_after: float = 1.0
+    id_case: str = "same"  # duplicate: "upper" repeats the rows with their ids upper-cased
     served: int = 0
 
     def matches(self, query: str, page: int, identity: str) -> bool:
@@ -129,8 +135,8 @@ class Fault:
             return False
         if self.identity is not None and self.identity != identity:
             return False
-        # a subscription can only disappear *between* pages
-        return not (self.kind == "vanish_subscription" and page < 2)
+        # a subscription can only disappear, a skip token expire, rows shift *between* pages
+        return not (self.kind in _CONTINUATION_ONLY and page < 2)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly view (for the control endpoint)."""
@@ -153,8 +159,12 @@ class FaultInjector:
         match: case-insensitive substring of the request's query; page: 1-based page number
         (1 = a request without $skipToken); identity: an identity label (policy.identity_of(token)).
         params by kind: status(status=503, retry_after=None), throttle(resets_after=1.0), slow(delay=5.0),
-        truncate(rows=None → half the page), malformed(variant="json"|"shape"|"empty"),
-        vanish_subscription(subscription=None → that of the first row of the page it strikes).
+        truncate(rows=None → half the page), malformed(variant="json"|"shape"|"empty"|"total"|"bytes"),
+        vanish_subscription(subscription=None → that of the first row of the page it strikes),
+        expire_skip_token(variant="code"|"details"|"message": the 400 names InvalidSkipToken as its code, in its
+        details, or only says so in its message; the token stays refused only for the requests this fault takes),
+        duplicate(rows=1: how many rows of the previous page come again, id_case="same"|"upper").
+        The last three strike continuation pages only (page >= 2).
         """
         if kind in _ALIASES:
             params.setdefault("status", _ALIASES[kind])
@@ -169,8 +179,14 @@ class FaultInjector:
             raise ValueError(f"unknown fault parameters: {', '.join(sorted(unknown))}")
         if kind == "status" and int(params.get("status", 503)) not in (500, 502, 503, 504):
             raise ValueError("status faults are 500, 502, 503 or 504")
-        if kind == "malformed" and params.get("variant", "json") not in ("json", "shape", "empty"):
-            raise ValueError("malformed variant is json, shape or empty")
+        if kind == "malformed" and params.get("variant", "json") not in MALFORMED_VARIANTS:
+            raise ValueError(f"malformed variant is one of {', '.join(MALFORMED_VARIANTS)}")
+        if kind == "expire_skip_token" and params.get("variant", "code") not in EXPIRE_VARIANTS:
+            raise ValueError(f"expire_skip_token variant is one of {', '.join(EXPIRE_VARIANTS)}")
+        repeat = params.get("rows")
+        if kind == "duplicate" and (params.get("id_case", "same") not in ("same", "upper")
+                                    or (repeat is not None and int(repeat) < 1)):
+            raise ValueError("duplicate takes rows >= 1 and id_case same or upper")
         fault = Fault(id=next(self._ids), kind=kind, remaining=count, match=match, page=page, identity=identity,
                       **params)
         with self._lock:

@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from hotpatch_audit.emulator.engine import ArgRequestError, CachedResult, QueryEngine, column_type, query_key
@@ -34,6 +34,9 @@ from hotpatch_audit.emulator.policy import (
     format_resets_after,
     identity_of,
 )
+
+if TYPE_CHECKING:
+    from hotpatch_audit.tlsutil import TlsFiles
 
 log = logging.getLogger(__name__)
 
@@ -220,7 +223,8 @@ class ResourceGraphEmulator:
                  cert_dir: Path | str | None = None, host: str = "127.0.0.1", port: int = 0,
                  query_now: datetime | None = None, resets_after_fraction: bool = False,
                  max_scope_subscriptions: int = 10_000, paging_requires_id: bool = False,
-                 max_cached_results: int = 64, cache_ttl_seconds: float = 900.0, memory_limit: str = "1GB"):
+                 max_cached_results: int = 64, cache_ttl_seconds: float = 900.0, memory_limit: str = "1GB",
+                 tls: TlsFiles | None = None):
         tokens = [token] if isinstance(token, str) else list(token or [])
         if not tokens and not accept_any_token:
             raise ValueError("give a token (or accept_any_token=True)")
@@ -234,6 +238,7 @@ class ResourceGraphEmulator:
         self.latency_jitter_ms = float(latency_ms) * 0.25 if latency_jitter_ms is None else float(latency_jitter_ms)
         self.management_groups = management_groups
         self.cert_dir = Path(cert_dir) if cert_dir is not None else None
+        self.tls = tls  # a certificate of your own (e.g. for other host names) instead of one made in cert_dir
         self.host = host
         self.port = port
         self.query_now = query_now
@@ -267,14 +272,17 @@ class ResourceGraphEmulator:
             return self.url
         from hotpatch_audit.tlsutil import ensure_server_cert
 
-        if self.cert_dir is None:
-            import tempfile
-
-            self._tmp_cert_dir = tempfile.TemporaryDirectory(prefix="rg-emulator-tls-")
-            cert_dir = Path(self._tmp_cert_dir.name)
+        if self.tls is not None:
+            tls = self.tls
         else:
-            cert_dir = self.cert_dir
-        tls = ensure_server_cert(cert_dir, [self.host])
+            if self.cert_dir is None:
+                import tempfile
+
+                self._tmp_cert_dir = tempfile.TemporaryDirectory(prefix="rg-emulator-tls-")
+                cert_dir = Path(self._tmp_cert_dir.name)
+            else:
+                cert_dir = self.cert_dir
+            tls = ensure_server_cert(cert_dir, [self.host])
         self.ca_bundle = tls.ca_bundle
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(str(tls.cert), str(tls.key))
@@ -468,7 +476,15 @@ class ResourceGraphEmulator:
             offset = token["o"]
         else:
             offset = skip
+        repeat = 0
+        if kind == "duplicate" and result.pageable:
+            # as if rows were inserted before the cursor: the last rows of the previous page come again
+            assert fault is not None
+            repeat = min(fault.rows or 1, offset)
+            offset -= repeat
         rows = self.engine.rows(result, offset, top)
+        if repeat and fault is not None and fault.id_case == "upper":
+            rows[:repeat] = [_upper_id(r) for r in rows[:repeat]]
         nxt = offset + top
         next_token: str | None = None
         truncated = "false"
@@ -509,7 +525,7 @@ class ResourceGraphEmulator:
         body = text.encode("utf-8")
         if kind == "malformed":
             assert fault is not None
-            body = _malform(body, fault.variant, rows)
+            body = _malform(body, fault.variant or "json", rows)
         return _Reply(200, body, headers, rows=len(rows), page=kind != "malformed", fault=kind, executed=executed)
 
     def _early_fault(self, fault: Fault) -> _Reply | None:
@@ -527,6 +543,8 @@ class ResourceGraphEmulator:
             reply = self._throttled(fault.resets_after)
             reply.fault = "throttle"
             return reply
+        if fault.kind == "expire_skip_token":
+            return _Reply(400, _expired_skip_token(fault.variant or "code"), fault="expire_skip_token")
         if fault.kind == "slow":
             time.sleep(max(0.0, fault.delay))
         return None
@@ -590,9 +608,35 @@ def _row_subscription(row_json: str | None) -> str | None:
     return None
 
 
+def _expired_skip_token(variant: str) -> bytes:
+    """The 400 of a refused (expired) $skipToken, with InvalidSkipToken as the code, in details, or text only."""
+    if variant == "details":
+        return arm_error("BadRequest", f"Please provide below info when asking for support: correlationId = "
+                         f"{uuid.uuid4()}.", [{"code": "InvalidSkipToken", "message": "The skip token has expired."}])
+    if variant == "message":
+        return arm_error("BadRequest", "The $skipToken is expired or invalid; run the query again from its first "
+                         "page.")
+    return arm_error("InvalidSkipToken", "The $skipToken has expired or is no longer valid. Run the query again "
+                     "without a $skipToken.")
+
+
+def _upper_id(row_json: str) -> str:
+    """A result row with its id upper-cased (Resource Graph ids are case-insensitive)."""
+    row = json.loads(row_json)
+    if isinstance(row, dict) and isinstance(row.get("id"), str):
+        row["id"] = row["id"].upper()
+    return json.dumps(row, separators=(",", ":"))
+
+
 def _malform(body: bytes, variant: str, rows: list[str]) -> bytes:
     if variant == "empty":
         return b""
+    if variant == "total":
+        # totalRecords that no integer can hold
+        return ('{"totalRecords": 1e400, "count": ' + str(len(rows)) + ', "resultTruncated": "false", "data": ['
+                + ",".join(rows) + "]}").encode()
+    if variant == "bytes":
+        return b"\x80" + body  # not UTF-8 (a lone continuation byte)
     if variant == "shape":
         # Valid JSON of the wrong shape: no totalRecords/count, rows under "value", data an object.
         return ('{"value": [' + ",".join(rows) + '], "data": {"unexpected": true}, "nextLink": null}').encode()
