@@ -125,7 +125,7 @@ def test_verify_fails_naming_a_changed_pdf(rendered: Rendered, tmp_path: Path) -
     result = _verify(folder)
     assert result.exit_code == 3, result.output
     assert "audit.pdf: changed: SHA-256 differs" in result.output
-    assert "1 of" in result.output
+    assert "1 problem found checking" in result.output
     assert subprocess.run(["sha256sum", "--quiet", "-c", "SHA256SUMS"], cwd=folder, capture_output=True).returncode
 
 
@@ -145,6 +145,10 @@ def test_verify_refuses_paths_outside_the_folder_and_needs_a_manifest(rendered: 
     (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
     result = _verify(folder)
     assert result.exit_code == 3 and "../outside.txt: unsafe path" in result.output
+    manifest["files"].append({"path": "/etc/hostname", "size": 0, "sha256": hashlib.sha256(b"").hexdigest()})
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    result = _verify(folder)
+    assert result.exit_code == 3 and "/etc/hostname: unsafe path" in result.output
     assert _verify(tmp_path / "nowhere").exit_code == 2
     (folder / "manifest.json").write_text("{not json", encoding="utf-8")
     assert _verify(folder).exit_code == 3
@@ -222,3 +226,115 @@ def test_run_saves_its_snapshot_and_lists_it_with_the_waiver_hash(settings: Sett
     from hotpatch_audit.sources import SnapshotSource
 
     assert SnapshotSource(out / "snapshot").scope.key() == manifest["scope"]
+
+
+# --- verify is strict: nothing unlisted, no empty list, SHA256SUMS agrees with manifest.json ------------------
+
+
+def _small_folder(tmp_path: Path) -> Path:
+    """A report folder written as render_stage writes one (manifest.write_manifest), without a ledger."""
+    from hotpatch_audit.manifest import write_manifest
+
+    folder = tmp_path / "small"
+    (folder / "owners" / "team-a").mkdir(parents=True)
+    files = {"audit.html": b"<html></html>", "findings.csv": b"a,b\n1,2\n", "owners/team-a/findings.csv": b"a\n"}
+    for rel, data in files.items():
+        (folder / rel).write_bytes(data)
+    write_manifest(folder, [folder / rel for rel in files], facts={"run_id": "run-x", "scope": "test"},
+                   settings=Settings(), generated_at=datetime(2026, 11, 25, 3, 0))
+    return folder
+
+
+def _rewrite_sums(folder: Path, edit: Any) -> None:
+    """Edit SHA256SUMS's lines (edit: list -> list) and record its new size and hash in manifest.json, so only
+    the edit itself differs."""
+    sums = folder / "SHA256SUMS"
+    lines = edit(sums.read_text(encoding="utf-8").splitlines())
+    sums.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    for entry in manifest["files"]:
+        if entry["path"] == "SHA256SUMS":
+            entry.update(size=sums.stat().st_size, sha256=_sha256(sums))
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+
+def _problems(folder: Path) -> list[str]:
+    from hotpatch_audit.manifest import verify
+
+    return [f"{rel}: {problem}" for rel, problem in verify(folder).problems]
+
+
+def test_verify_passes_on_a_folder_with_owner_subfolders(tmp_path: Path) -> None:
+    folder = _small_folder(tmp_path)
+    assert _problems(folder) == []
+    result = _verify(folder)
+    assert result.exit_code == 0 and "all 4 files match" in result.output
+
+
+def test_verify_names_every_file_listed_nowhere_hidden_temp_files_too(tmp_path: Path) -> None:
+    folder = _small_folder(tmp_path)
+    (folder / ".audit.pdf.123.tmp").write_bytes(b"half a pdf")
+    (folder / "owners" / "team-a" / "notes.txt").write_text("mine", encoding="utf-8")
+    (folder / "owners" / "team-b").mkdir()
+    (folder / "owners" / "team-b" / "findings.csv").write_text("a\n", encoding="utf-8")
+    (folder / "link").symlink_to(tmp_path)
+    result = _verify(folder)
+    assert result.exit_code == 3, result.output
+    lines = result.output.splitlines()
+    for rel in (".audit.pdf.123.tmp", "owners/team-a/notes.txt", "owners/team-b/findings.csv", "link"):
+        assert f"mismatch: {rel}: not listed: in the folder but in neither manifest.json nor SHA256SUMS" in lines
+    assert lines[-1].startswith("4 problems found checking 4 files of ")
+    assert not any("manifest.json: not listed" in line or "SHA256SUMS: not listed" in line for line in lines)
+
+
+def test_verify_refuses_an_empty_file_list(tmp_path: Path) -> None:
+    folder = tmp_path / "empty"
+    folder.mkdir()
+    (folder / "manifest.json").write_text(
+        json.dumps({"format": "hotpatch-audit-report-manifest/1", "run_id": "run-x", "files": []}), encoding="utf-8"
+    )
+    result = _verify(folder)
+    assert result.exit_code == 3, result.output
+    assert "mismatch: manifest.json: lists no files" in result.output
+
+
+def test_verify_cross_checks_sha256sums_against_the_manifest(tmp_path: Path) -> None:
+    folder = _small_folder(tmp_path)
+    other = "0" * 64
+    _rewrite_sums(folder, lambda lines: [
+        f"{other}  audit.html" if line.endswith("  audit.html") else line
+        for line in lines if not line.endswith("  findings.csv") or "owners/" in line
+    ] + [f"{other}  owners/team-a/findings.csv.bak", f"{other}  ../escape.txt"])
+    problems = _problems(folder)
+    assert sorted(problems) == sorted([
+        "audit.html: changed: SHA-256 in SHA256SUMS differs from manifest.json",
+        "findings.csv: listed in manifest.json but not in SHA256SUMS",
+        "owners/team-a/findings.csv.bak: listed in SHA256SUMS but not in manifest.json",
+        "../escape.txt: unsafe path in SHA256SUMS: outside the manifest's folder",
+    ])
+    assert _verify(folder).exit_code == 3
+
+
+def test_verify_checks_a_snapshot_directory_for_unlisted_files_and_an_empty_list(tmp_path: Path) -> None:
+    from hotpatch_audit.files import sha256_file, write_sums
+
+    snap = tmp_path / "snap"
+    (snap / "arc_machines").mkdir(parents=True)
+    (snap / "arc_machines" / "page-00001.json").write_text('{"data": []}', encoding="utf-8")
+    (snap / "manifest.json").write_text(json.dumps({"format": "hotpatch-audit-snapshot/1", "queries": {}}),
+                                        encoding="utf-8")
+    listed = ["arc_machines/page-00001.json", "manifest.json"]
+    write_sums(snap, ((rel, sha256_file(snap / rel)) for rel in listed))
+    result = _verify(snap)
+    assert result.exit_code == 0 and "all 2 files match" in result.output, result.output
+    (snap / "arc_machines" / ".page-00002.json.77.tmp").write_text("{", encoding="utf-8")
+    result = _verify(snap)
+    assert result.exit_code == 3
+    assert "arc_machines/.page-00002.json.77.tmp: not listed: in the folder but not in SHA256SUMS" in result.output
+    (snap / "arc_machines" / ".page-00002.json.77.tmp").unlink()
+    write_sums(snap, [("manifest.json", sha256_file(snap / "manifest.json"))])
+    problems = _problems(snap)
+    assert problems == [
+        "SHA256SUMS: lists no files",
+        "arc_machines/page-00001.json: not listed: in the folder but not in SHA256SUMS",
+    ]

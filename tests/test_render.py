@@ -202,6 +202,63 @@ def test_past_run_renders_and_unknown_run_fails(rendered: Rendered, tmp_path: Pa
         render_reports(rendered.ledger, "no-such-run", tmp_path, settings=Settings(), formats=("html",))
 
 
+def test_render_errors_are_the_projects_render_error() -> None:
+    from hotpatch_audit import errors
+
+    assert RenderError is errors.RenderError and issubclass(RenderError, errors.HotpatchAuditError)
+
+
+@pytest.mark.parametrize("fmt", ["html", "csv"])
+def test_a_failed_write_is_one_render_error_naming_the_file(rendered: Rendered, tmp_path: Path, fmt: str) -> None:
+    """A file system failure (here: the target is a folder) surfaces as errors.RenderError naming the file; the CLI
+    guard prints it as one line with exit code 3."""
+    import typer
+
+    from hotpatch_audit.console import guard
+
+    name = {"html": "audit.html", "pdf": "audit.pdf", "csv": "findings.csv"}[fmt]
+    (tmp_path / name).mkdir()
+
+    def render() -> None:
+        render_reports(rendered.ledger, RUN_ID, tmp_path, settings=Settings(), formats=(fmt,))
+
+    with pytest.raises(RenderError) as failed:
+        render()
+    message = str(failed.value)
+    assert message.startswith(f"cannot write {tmp_path / name}: ") and "\n" not in message
+    assert isinstance(failed.value.__cause__, OSError)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]  # no temp file left behind
+    with pytest.raises(typer.Exit) as exited:
+        guard(render)()
+    assert exited.value.exit_code == 3
+
+
+def test_template_and_weasyprint_failures_are_render_errors(
+    rendered: Rendered, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import jinja2
+    import weasyprint
+
+    from hotpatch_audit import render
+
+    def broken_template(*args: object) -> str:
+        raise jinja2.TemplateError("'dict object' has no attribute 'x'\nsecond line")
+
+    with monkeypatch.context() as m:
+        m.setattr(render, "_render_html", broken_template)
+        with pytest.raises(RenderError, match=r"^cannot write .*audit\.html: TemplateError: 'dict object' has no "
+                                              r"attribute 'x'$"):
+            render_reports(rendered.ledger, RUN_ID, tmp_path, settings=Settings(), formats=("html",))
+
+    def broken_pdf(*args: object, **kwargs: object) -> None:
+        raise ValueError("cannot subset font")
+
+    monkeypatch.setattr(weasyprint.HTML, "write_pdf", broken_pdf)
+    with pytest.raises(RenderError, match=r"^cannot write .*audit\.pdf: ValueError: cannot subset font$"):
+        render_reports(rendered.ledger, RUN_ID, tmp_path, settings=Settings(), formats=("pdf",))
+    assert not (tmp_path / "audit.pdf").exists()
+
+
 def test_pdf_lists_top_n_and_points_to_csv(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.duckdb"
     build_report_ledger(ledger)

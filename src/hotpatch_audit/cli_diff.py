@@ -16,9 +16,9 @@ from hotpatch_audit.errors import ConfigError
 
 
 def _csv_cell(value: Any) -> Any:
-    from hotpatch_audit.render import neutralise_cell
+    from hotpatch_audit.exports import csv_cell
 
-    return "" if value is None else neutralise_cell(value if isinstance(value, (int, float)) else str(value))
+    return "" if value is None else csv_cell(value if isinstance(value, (int, float)) else str(value))
 
 
 def _print_table(result: Diff) -> None:

@@ -4,14 +4,20 @@ One definition per export (its columns with type and meaning) drives the files a
 (written by `python -m hotpatch_audit.docgen`; a test keeps it current). Column lists are stable: new
 columns are only ever appended. CSV cells that a spreadsheet would read as a formula get a leading
 single quote (FORMULA_PREFIXES); Parquet keeps every value as stored, with the documented types.
+
+It is also the one home of untrusted-text safety for every output: inert() (and inert_sql(), its SQL twin)
+drops NUL and the other C0 controls but tab and newline, and shows the bidirectional controls visibly
+(`<U+202E>`) so a machine name cannot reorder the sentence around it; csv_cell() / csv_cell_sql() add the
+formula guard. The reports apply inert() to every rendered value; the CSV exports and `query -o csv`, csv_cell().
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import duckdb
 
@@ -21,6 +27,15 @@ log = logging.getLogger(__name__)
 
 ExportFormat = Literal["csv", "parquet"]
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+# Bidirectional controls (marks, embeddings, overrides, isolates): shown as <U+XXXX>, never obeyed.
+BIDI_CONTROLS = (
+    "\u061c", "\u200e", "\u200f", "\u202a", "\u202b", "\u202c", "\u202d", "\u202e",
+    "\u2066", "\u2067", "\u2068", "\u2069",
+)
+VISIBLE = "<U+{:04X}>"  # what a bidi control is shown as
+_DROPPED_CLASS = r"[\x00-\x08\x0b-\x1f]"  # C0 controls but tab and newline (Python re and DuckDB's RE2 alike)
+_DROPPED = re.compile(_DROPPED_CLASS)
+_BIDI = re.compile("[" + "".join(BIDI_CONTROLS) + "]")
 NO_OWNER = "(no owner tag)"  # the owner of machines without one, as the report views name it
 
 
@@ -174,19 +189,55 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def inert(text: str, visible: str = VISIBLE) -> str:
+    """Untrusted text (Azure names, tags, errors) that cannot act on what surrounds it: NUL and the other C0
+    controls but tab and newline removed, each bidirectional control replaced by visible formatted with its
+    code point ('&lt;U+{:04X}&gt;' for text that is already HTML)."""
+    return _BIDI.sub(lambda m: visible.format(ord(m.group())), _DROPPED.sub("", text))
+
+
+def inert_sql(expr: str) -> str:
+    """SQL for inert() of a VARCHAR expression (the CSV exports clean inside the COPY); the replacements run only
+    on the rare values that hold a control character."""
+    out = f"regexp_replace({expr}, {_literal(_DROPPED_CLASS)}, '', 'g')"
+    for ch in BIDI_CONTROLS:
+        out = f"replace({out}, chr({ord(ch)}), {_literal(VISIBLE.format(ord(ch)))})"
+    any_control = _DROPPED_CLASS[:-1] + "".join(f"\\x{{{ord(ch):04X}}}" for ch in BIDI_CONTROLS) + "]"  # RE2
+    return f"case when regexp_matches({expr}, {_literal(any_control)}) then {out} else {expr} end"
+
+
+def neutralise_cell(value: Any) -> Any:
+    """Prefix a single quote to text a spreadsheet would read as a formula (= + - @ tab CR)."""
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value
+    return value
+
+
 def formula_guard_sql(expr: str) -> str:
     """SQL that prefixes a single quote to text starting like a formula (the CSV guard; see neutralise_cell)."""
     firsts = ", ".join(_literal(p) for p in FORMULA_PREFIXES)
     return f"case when left({expr}, 1) in ({firsts}) then '''' || {expr} else {expr} end"
 
 
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV cell of ours: text made inert, then formula-guarded (cleaned first, so a leading NUL
+    cannot hide an '='); other values unchanged."""
+    return neutralise_cell(inert(value)) if isinstance(value, str) else value
+
+
+def csv_cell_sql(expr: str) -> str:
+    """SQL for csv_cell() of a VARCHAR expression."""
+    return formula_guard_sql(inert_sql(expr))
+
+
 def export_select(export: Export, fmt: ExportFormat) -> str:
     """The SELECT of one export: the run in getvariable('export_run_id'), the owner in getvariable('export_owner')
-    (NULL: every owner); CSV cells are text with the formula guard, Parquet keeps the documented types."""
+    (NULL: every owner); CSV cells are inert text with the formula guard (csv_cell_sql), Parquet keeps the
+    documented types and the values as stored."""
     cols = []
     for c in export.columns:
         if fmt == "csv" and c.type in ("VARCHAR", "JSON"):
-            cols.append(f"{formula_guard_sql(f'cast({c.name} as varchar)')} as {c.name}")
+            cols.append(f"{csv_cell_sql(f'cast({c.name} as varchar)')} as {c.name}")
         else:
             cols.append(f"cast({c.name} as {c.type}) as {c.name}")
     return (
@@ -238,10 +289,14 @@ def exports_markdown() -> str:
         "same files with only that owner's rows.",
         "",
         "- **CSV** (UTF-8, header row, comma-separated, RFC 4180 quoting, empty cell for NULL): every cell is",
-        f"  text. A cell that starts with {_prefix_words()} gets a leading `'` so a",
+        "  text, made inert as in the reports: NUL and the other C0 control characters but tab and newline are",
+        "  removed, and the bidirectional controls (U+202A–U+202E, U+2066–U+2069, U+200E, U+200F, U+061C) are",
+        "  written visibly as `<U+202E>` so a machine name cannot reorder the text around it. Then a cell",
+        f"  that starts with {_prefix_words()} gets a leading `'` so a",
         "  spreadsheet never runs it as a formula. JSON columns are their JSON text.",
-        "- **Parquet** (zstd): the values as stored in the ledger, with the types below (DuckDB names).",
-        "  Read it with `duckdb -c \"select * from 'findings.parquet'\"`, pandas or Polars.",
+        "- **Parquet** (zstd): the values as stored in the ledger, with the types below (DuckDB names): typed",
+        "  analyst data, untrusted text included byte for byte (control characters too), so clean it before",
+        "  you display it. Read it with `duckdb -c \"select * from 'findings.parquet'\"`, pandas or Polars.",
         "",
         "Column lists are stable: new columns are only appended. Every file is listed with its size and",
         "SHA-256 in the folder's `manifest.json` (see the README, *Outputs*).",

@@ -6,13 +6,16 @@ folders and a snapshot saved with the run. It is written last, atomically, so a 
 is complete. SHA256SUMS lists the same files in the `sha256sum` format, so
 `cd <folder> && sha256sum -c SHA256SUMS` checks them without this tool (it does not cover manifest.json,
 which lists SHA256SUMS in turn). A snapshot directory (extract --save, run --save-snapshot) carries its own
-SHA256SUMS (pages and its manifest.json), which verify() checks too.
+SHA256SUMS (pages and its manifest.json), which verify() checks too. verify() is strict: every other file of
+the folder must be listed, the list must not be empty, and SHA256SUMS must agree with manifest.json.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import os
+import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -139,7 +142,7 @@ class Verification:
 
     @property
     def ok(self) -> bool:
-        """True when every listed file is there with its recorded size and SHA-256."""
+        """True when every listed file is there with its recorded size and SHA-256, and nothing else is wrong."""
         return not self.problems
 
 
@@ -150,26 +153,83 @@ def _manifest_path(target: Path) -> Path:
     return path
 
 
-def _snapshot_entries(path: Path) -> list[dict[str, Any]]:
-    """A saved snapshot's files from its SHA256SUMS (the snapshot's manifest.json has no hashes)."""
-    sums = path.parent / SUMS_NAME
+def _sums_entries(folder: Path) -> list[tuple[str, str]] | None:
+    """(relative path, SHA-256) of every line of folder/SHA256SUMS, in file order; None when there is none."""
+    sums = folder / SUMS_NAME
     if not sums.is_file():
-        raise ManifestError(
-            f"{path.parent}: a snapshot without {SUMS_NAME} (saved by an older version): nothing to check"
-        )
-    entries: list[dict[str, Any]] = []
-    for n, line in enumerate(sums.read_text(encoding="utf-8").splitlines(), start=1):
+        return None
+    entries: list[tuple[str, str]] = []
+    try:
+        lines = sums.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError(f"{sums}: not readable ({exc})") from exc
+    for n, line in enumerate(lines, start=1):
         digest, sep, rel = line.partition("  ")
         if not sep or len(digest) != 64:
             raise ManifestError(f"{sums}:{n}: not a sha256sum line")
-        entries.append({"path": rel, "sha256": digest})
+        entries.append((rel, digest))
     return entries
 
 
-def verify(target: Path) -> Verification:
-    """Recompute the size and SHA-256 of every file a manifest lists (target: the folder or the manifest).
+def _folder_files(folder: Path) -> list[str]:
+    """Every file under folder as sorted relative posix paths: hidden ones too, symlinks (to directories as
+    well) not followed."""
+    found: list[str] = []
+    for root, dirs, files in os.walk(folder):
+        base = Path(root)
+        found += [(base / f).relative_to(folder).as_posix() for f in files]
+        found += [(base / d).relative_to(folder).as_posix() for d in dirs if (base / d).is_symlink()]
+    return sorted(found)
 
-    A saved snapshot directory (its manifest.json in the snapshot format) is checked against its SHA256SUMS.
+
+def _inside(folder: Path, rel: str) -> bool:
+    """True when rel names a path inside folder (not empty, not absolute, no escape by .. or a symlink)."""
+    if not rel or PurePosixPath(rel).is_absolute():
+        return False
+    try:
+        return (folder / rel).resolve().is_relative_to(folder)
+    except (OSError, ValueError, RuntimeError):  # a NUL in the path, a symlink loop
+        return False
+
+
+def _check_file(result: Verification, folder: Path, rel: str, entry: dict[str, Any]) -> None:
+    """One listed file: inside the folder, present, with the recorded size (when recorded) and SHA-256."""
+    result.checked += 1
+    if not _inside(folder, rel):
+        result.problems.append((rel or "?", "unsafe path: outside the manifest's folder"))
+        return
+    file = (folder / rel).resolve()
+    if not file.is_file():
+        result.problems.append((rel, "missing"))
+    elif "size" in entry and file.stat().st_size != entry.get("size"):
+        result.problems.append((rel, f"changed: {file.stat().st_size:,} bytes, manifest says {entry.get('size')}"))
+    elif sha256_file(file) != entry.get("sha256"):
+        result.problems.append((rel, "changed: SHA-256 differs"))
+
+
+def _cross_check(result: Verification, folder: Path, listed: dict[str, str], sums: list[tuple[str, str]]) -> None:
+    """SHA256SUMS against manifest.json: the same files (but SHA256SUMS itself) with the same SHA-256s."""
+    in_sums = {posixpath.normpath(rel): digest for rel, digest in sums}
+    for rel, digest in sums:
+        key = posixpath.normpath(rel)
+        if not _inside(folder, rel):
+            result.problems.append((rel or "?", f"unsafe path in {SUMS_NAME}: outside the manifest's folder"))
+        elif key not in listed:
+            result.problems.append((rel, f"listed in {SUMS_NAME} but not in {result.manifest.name}"))
+        elif listed[key] != digest:
+            result.problems.append((rel, f"changed: SHA-256 in {SUMS_NAME} differs from {result.manifest.name}"))
+    for key in listed:
+        if key not in in_sums and key != SUMS_NAME:
+            result.problems.append((key, f"listed in {result.manifest.name} but not in {SUMS_NAME}"))
+
+
+def verify(target: Path) -> Verification:
+    """Recompute the size and SHA-256 of every file a manifest lists (target: the folder or the manifest), check
+    SHA256SUMS lists the same files with the same SHA-256s, and that the folder holds nothing else (but the
+    manifest and SHA256SUMS); an empty list is a problem too.
+
+    A saved snapshot directory (its manifest.json in the snapshot format) is checked against its SHA256SUMS,
+    which must list every other file of the directory.
     """
     from hotpatch_audit.sources import SNAPSHOT_FORMAT
 
@@ -179,26 +239,34 @@ def verify(target: Path) -> Verification:
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ManifestError(f"{path}: not a readable manifest ({exc})") from exc
     kind = manifest.get("format") if isinstance(manifest, dict) else None
+    folder = path.parent.resolve()
+    sums = _sums_entries(folder)
     if kind == SNAPSHOT_FORMAT:
-        files: Any = _snapshot_entries(path)
+        if sums is None:
+            raise ManifestError(
+                f"{path.parent}: a snapshot without {SUMS_NAME} (saved by an older version): nothing to check"
+            )
+        files: Any = [{"path": rel, "sha256": digest} for rel, digest in sums]
+        nowhere = f"not listed: in the folder but not in {SUMS_NAME}"
     elif kind == MANIFEST_FORMAT:
         files = manifest.get("files")
+        nowhere = f"not listed: in the folder but in neither {path.name} nor {SUMS_NAME}"
     else:
         raise ManifestError(f"{path}: not a hotpatch-audit report manifest (format {MANIFEST_FORMAT})")
     if not isinstance(files, list):
         raise ManifestError(f"{path}: no file list")
-    folder = path.parent.resolve()
     result = Verification(path, manifest.get("run_id"))
+    own = {path.name, SUMS_NAME}
+    listed: dict[str, str] = {}  # normalised relative path -> SHA-256 as listed
     for entry in files:
         rel = str(entry.get("path", "")) if isinstance(entry, dict) else ""
-        result.checked += 1
-        file = (folder / rel).resolve()
-        if not rel or PurePosixPath(rel).is_absolute() or not file.is_relative_to(folder):
-            result.problems.append((rel or "?", "unsafe path: outside the manifest's folder"))
-        elif not file.is_file():
-            result.problems.append((rel, "missing"))
-        elif "size" in entry and file.stat().st_size != entry.get("size"):
-            result.problems.append((rel, f"changed: {file.stat().st_size:,} bytes, manifest says {entry.get('size')}"))
-        elif sha256_file(file) != entry.get("sha256"):
-            result.problems.append((rel, "changed: SHA-256 differs"))
+        _check_file(result, folder, rel, entry if isinstance(entry, dict) else {})
+        if rel:
+            listed[posixpath.normpath(rel)] = str(entry.get("sha256"))
+    if not set(listed) - own:
+        result.problems.append((SUMS_NAME if kind == SNAPSHOT_FORMAT else path.name, "lists no files"))
+    if kind == MANIFEST_FORMAT and sums is not None:
+        _cross_check(result, folder, listed, sums)
+    known = own | set(listed) | {posixpath.normpath(rel) for rel, _ in sums or ()}
+    result.problems += [(rel, nowhere) for rel in _folder_files(folder) if rel not in known]
     return result

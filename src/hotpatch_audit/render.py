@@ -8,6 +8,7 @@ import re
 import time
 import unicodedata
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from functools import lru_cache, wraps
@@ -24,7 +25,9 @@ from markupsafe import Markup
 from hotpatch_audit import __version__, charts, i18n
 from hotpatch_audit.config import Settings
 from hotpatch_audit.duck import connect
-from hotpatch_audit.exports import EXPORTS, FINDINGS, FORMULA_PREFIXES, NO_OWNER, write_export
+from hotpatch_audit.errors import HotpatchAuditError, RenderError
+from hotpatch_audit.exports import EXPORTS, FINDINGS, NO_OWNER, inert, write_export
+from hotpatch_audit.exports import neutralise_cell as neutralise_cell  # its home is exports; kept importable here
 from hotpatch_audit.files import atomic_write
 from hotpatch_audit.finding_text import translate_finding, translate_phrase
 from hotpatch_audit.manifest import utc_stamp
@@ -50,10 +53,6 @@ MACHINE_INDEX_CAP = HTML_LIST_CAP  # machines in the machine index of audit.html
 # The one definition (names, types, meanings) is hotpatch_audit.exports.FINDINGS.
 FINDINGS_COLUMNS: tuple[str, ...] = FINDINGS.names
 PAGE_SIZES = {"A4": "A4", "Letter": "letter"}
-
-
-class RenderError(Exception):
-    """The report could not be rendered (unknown run, ledger without report views...)."""
 
 
 def _help(text: str) -> dict[str, str]:
@@ -220,14 +219,27 @@ def _footer_css(text: str) -> Markup:
     return Markup(" ".join(css))  # noqa: S704 - our catalog's text, quoted for CSS
 
 
+def _inert_output(value: Any) -> Any:
+    """Jinja's finalize: every value a template prints is made inert (exports.inert) before it is escaped, so
+    Azure text cannot carry NUL or bidirectional controls into the page; markup (our CSS, script, charts and
+    `_()` with escaped arguments) is cleaned the same way, the visible form escaped."""
+    if hasattr(value, "__html__"):
+        return Markup(inert(str(value.__html__()), "&lt;U+{:04X}&gt;"))  # noqa: S704 - markup stays markup
+    if isinstance(value, str):
+        return inert(value)
+    return value
+
+
 @lru_cache(maxsize=8)
 def build_environment(timezone: str, templates_dir: Path, language: str = "en") -> Environment:
-    """The one Jinja environment of the reports: autoescape, StrictUndefined, filters registered here, and
-    jinja2.ext.i18n with the language's catalog (`_()` and `{% trans %}` in templates; hotpatch_audit.i18n)."""
+    """The one Jinja environment of the reports: autoescape, StrictUndefined, every printed value made inert
+    (_inert_output), filters registered here, and jinja2.ext.i18n with the language's catalog (`_()` and
+    `{% trans %}` in templates; hotpatch_audit.i18n)."""
     env = Environment(
         loader=FileSystemLoader(templates_dir),
         autoescape=True,
         undefined=StrictUndefined,
+        finalize=_inert_output,
         trim_blocks=True,
         lstrip_blocks=True,
         keep_trailing_newline=True,
@@ -481,7 +493,9 @@ def _read_groups(con: duckdb.DuckDBPyConnection, run_id: str, cap: int) -> dict[
         [run_id, OWNER_CAP],
     )
     groups["by_owner"] = owners
-    groups["by_owner_chart"] = charts.findings_by_owner_svg(owners) if owners else None
+    # the chart draws owner names as glyphs: inert first, so a bidi control shows as <U+...> there too
+    drawn = [{**o, "owner": inert(o["owner"]) if isinstance(o["owner"], str) else o["owner"]} for o in owners]
+    groups["by_owner_chart"] = charts.findings_by_owner_svg(drawn) if owners else None
     return groups
 
 
@@ -518,13 +532,6 @@ def _read_waivers(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]
 
 
 # --- output --------------------------------------------------------------------------------------
-
-
-def neutralise_cell(value: Any) -> Any:
-    """Prefix a single quote to text a spreadsheet would read as a formula (= + - @ tab CR)."""
-    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
-        return "'" + value
-    return value
 
 
 def _context(
@@ -648,31 +655,35 @@ def render_reports(
     static_dir = root / "reports" / "static"
     env = build_environment(settings.timezone, root / "reports" / "templates", settings.language)
     generated = generated_at or datetime.now(UTC).replace(microsecond=0)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    with _failure(f"write {out_dir}"):
+        out_dir.mkdir(parents=True, exist_ok=True)
     written: list[Path] = []
     cap = max(HTML_LIST_CAP if "html" in formats else 0, settings.pdf_top_n if "pdf" in formats else 0, 1)
-    con = connect(ledger_path, read_only=True, memory_limit=settings.duckdb_memory_limit)
+    with _failure(f"read {ledger_path}"):
+        con = connect(ledger_path, read_only=True, memory_limit=settings.duckdb_memory_limit)
     try:
-        _check_views(con, root)
-        con.execute("set variable report_owner = ?", [owner])
-        data = None
-        if {"html", "pdf"} & set(formats):  # the exports read their tables themselves
-            with _timed("read ledger"):
-                group_cap = max(_group_cap("html", settings) if "html" in formats else 0, _group_cap("pdf", settings))
-                data = _read_run(con, run_id, cap, group_cap)
-        elif not con.execute("select 1 from meta.runs where run_id = ?", [run_id]).fetchone():
-            raise RenderError(f"run {run_id!r} is not in the ledger")
+        with _failure(f"read run {run_id} from {ledger_path}"):
+            _check_views(con, root)
+            con.execute("set variable report_owner = ?", [owner])
+            data = None
+            if {"html", "pdf"} & set(formats):  # the exports read their tables themselves
+                with _timed("read ledger"):
+                    group_cap = max(_group_cap("html", settings) if "html" in formats else 0,
+                                    _group_cap("pdf", settings))
+                    data = _read_run(con, run_id, cap, group_cap)
+            elif not con.execute("select 1 from meta.runs where run_id = ?", [run_id]).fetchone():
+                raise RenderError(f"run {run_id!r} is not in the ledger")
         for fmt in formats:
             if fmt in ("csv", "parquet"):
                 # The analyst exports (docs/exports.md): findings and machine-months, DuckDB COPY
                 for export in EXPORTS:
                     path = out_dir / export.file_name(fmt)  # type: ignore[arg-type]
-                    with _timed(path.name):
+                    with _timed(path.name), _failure(f"write {path}"):
                         write_export(con, export, fmt, path, run_id, owner)  # type: ignore[arg-type]
                     written.append(path)
                 continue
             path = out_dir / {"html": "audit.html", "pdf": "audit.pdf"}[fmt]
-            with _timed(path.name):
+            with _timed(path.name), _failure(f"write {path}"):
                 medium: Medium = "html" if fmt == "html" else "pdf"
                 cap_here = HTML_LIST_CAP if medium == "html" else settings.pdf_top_n
                 assert data is not None
@@ -690,6 +701,21 @@ def render_reports(
     finally:
         con.close()
     return written
+
+
+@contextmanager
+def _failure(what: str) -> Iterator[None]:
+    """Any failure inside (DuckDB, template, WeasyPrint, file system...) as one RenderError 'cannot <what>: ...'
+    naming the file (the CLI prints it as one line, exit code 3); the original error is its __cause__."""
+    try:
+        yield
+    except HotpatchAuditError:
+        raise
+    except Exception as exc:
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        detail = f"{type(exc).__name__}: {lines[0].strip()[:300]}" if lines else type(exc).__name__
+        log.debug("cannot %s", what, exc_info=True)
+        raise RenderError(f"cannot {what}: {detail}") from exc
 
 
 def _writer(env: Environment, ctx: ReportContext, static_dir: Path) -> Callable[[Path], None]:
