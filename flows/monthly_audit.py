@@ -19,7 +19,18 @@ from prefect.artifacts import create_markdown_artifact
 from flows import tasks
 from hotpatch_audit.config import Settings
 from hotpatch_audit.errors import HotpatchAuditError
-from hotpatch_audit.pipeline import EXIT_INCOMPLETE, EXIT_OK, RunOutcome, RunRequest, fail_run, start_run
+from hotpatch_audit.pipeline import (
+    EXIT_INCOMPLETE,
+    EXIT_OK,
+    RunOutcome,
+    RunRequest,
+    check_render_settings,
+    describe_failure,
+    fail_run,
+    plan_run,
+    run_turn,
+    start_run,
+)
 
 Format = Literal["html", "pdf", "csv", "parquet"]
 
@@ -68,19 +79,24 @@ def monthly_audit(
         is_monthly=is_monthly,
         snapshot_dir=settings.snapshot_dir,
     )
-    ctx = start_run(settings, request)
-    logger.info(
-        "run %s: source=%s scope=%s as_of=%s", ctx.run_id, ctx.source, ctx.scope, ctx.as_of.isoformat()
-    )
-    try:
-        extracted = tasks.extract(settings, ctx)
-        loaded = tasks.load(settings, ctx, extracted)
-        status, findings = tasks.audit(settings, ctx, extracted.complete)
-    except BaseException as exc:
-        # The run is marked failed and its rows dropped; the previous good run stays the latest.
-        fail_run(settings, ctx, exc)
-        logger.error("run %s failed: %s: %s", ctx.run_id, type(exc).__name__, exc)
-        raise
+    # Checked before anything is registered: bad input leaves the ledger as it was.
+    ctx = plan_run(settings, request)
+    check_render_settings(settings)
+    # Runs of the same scope and as-of take turns from registering to closing.
+    with run_turn(settings, ctx, on_wait=logger.warning):
+        start_run(settings, request, ctx)
+        logger.info(
+            "run %s: source=%s scope=%s as_of=%s", ctx.run_id, ctx.source, ctx.scope, ctx.as_of.isoformat()
+        )
+        try:
+            extracted = tasks.extract(settings, ctx)
+            loaded = tasks.load(settings, ctx, extracted)
+            status, findings = tasks.audit(settings, ctx, extracted.complete)
+        except BaseException as exc:
+            # The run is marked failed and its rows dropped; the previous good run stays the latest.
+            fail_run(settings, ctx, exc)
+            logger.error("run %s failed: %s", ctx.run_id, describe_failure(exc))
+            raise
     paths = tasks.render(settings, ctx.run_id)
     outcome = RunOutcome(
         ctx.run_id, status, findings, paths, EXIT_OK if status == "succeeded" else EXIT_INCOMPLETE

@@ -26,7 +26,46 @@ create table if not exists meta.runs (
     host            varchar,
     pid             integer
 );
-comment on table meta.runs is 'One row per pipeline run: scope, as-of time (UTC), data source, tool and calendar version, and status (running, succeeded, incomplete, failed). A failed run keeps its row and error; its raw rows are never kept.';
+comment on table meta.runs is 'One row per pipeline run: scope, as-of time (UTC), data source, tool and calendar version, and status (running, loaded, succeeded, incomplete, failed, superseded). A failed run keeps its row and its first error; its raw rows are never kept. A superseded run keeps its rows; superseded_by names the run of record for its scope and as-of.';
+
+alter table meta.runs add column if not exists superseded_by varchar;
+alter table meta.runs add column if not exists note varchar;
+comment on column meta.runs.status is 'running, loaded (raw rows in, not yet judged), succeeded, incomplete (a query failed or came back short), failed (error says why; the first error is kept), or superseded (a run of the same scope and as-of that is at least as complete is the run of record instead; superseded_by names it; its rows are kept as evidence but it is never the latest run nor evidence for another run).';
+comment on column meta.runs.superseded_by is 'For a superseded run: the run of the same scope and as-of that is the run of record instead.';
+comment on column meta.runs.note is 'What happened to the run beside its status: that it was kept beside a more complete run of the same scope and as-of, which runs it superseded, or the signal that stopped it.';
+
+create table if not exists meta.run_calendar (
+    run_id       varchar not null,
+    track        varchar not null,
+    month        varchar not null,
+    kind         varchar not null,
+    kb           varchar,
+    os_build     varchar,
+    release_date date,
+    applies_to   varchar,
+    effect       varchar,
+    months_lost  varchar,
+    cause        varchar,
+    source       varchar,
+    source_url   varchar,
+    verified     boolean not null,
+    notes        varchar
+);
+comment on table meta.run_calendar is 'The release calendar rows (ref.calendar: shipped file merged with the local override) as they were when each run was registered, so a run is judged, re-judged and re-rendered with the calendar of its calendar_version, whatever the checkout ships later. Runs registered before this table existed have no rows here and read the current calendar.';
+
+create table if not exists meta.run_prices (
+    run_id                   varchar not null,
+    product                  varchar not null,
+    track                    varchar not null,
+    price_per_core_month_usd decimal(12, 4) not null,
+    valid_from               date not null,
+    valid_to                 date,
+    verified                 boolean not null,
+    source                   varchar,
+    source_url               varchar,
+    notes                    varchar
+);
+comment on table meta.run_prices is 'The price table rows (ref.prices, data/prices.csv) as they were when each run was registered; a re-render prices the run with these. Runs registered before this table existed have no rows here and read the current prices.';
 
 create table if not exists meta.query_stats (
     run_id          varchar not null,

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from hotpatch_audit.catalog import load_queries
+from hotpatch_audit.files import SUMS_NAME, sha256_file, write_sums
 from hotpatch_audit.sources import SNAPSHOT_FORMAT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +34,15 @@ def make_snapshot(directory: Path, rows: dict[str, list[dict[str, Any]]], *, as_
     manifest = {"format": SNAPSHOT_FORMAT, "source": "arg", "scope": scope, "as_of": as_of,
                 "created_at": as_of, "tool_version": "test", "queries": queries}
     (directory / "manifest.json").write_text(json.dumps(manifest, indent=2))
+    reseal(directory)
     return directory
+
+
+def reseal(directory: Path) -> None:
+    """(Re)write the snapshot's SHA256SUMS as extract does, e.g. after a test changed a page on purpose: the
+    snapshot then passes the checksum check and reaches the check the test is about."""
+    files = sorted(p for p in directory.rglob("*") if p.is_file() and p.name != SUMS_NAME)
+    write_sums(directory, ((p.relative_to(directory).as_posix(), sha256_file(p)) for p in files))
 
 
 SUB = "00000000-0000-0000-0000-000000000001"

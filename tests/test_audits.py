@@ -10,10 +10,11 @@ import duckdb
 import yaml
 
 from hotpatch_audit.analyze import apply_sql, materialize_findings
-from hotpatch_audit.ledger import parse_guest_configuration_reports
+from hotpatch_audit.ledger import parse_guest_configuration_reports, raw_schema
 
 ROOT = Path(__file__).resolve().parents[1]
 CASES = sorted((ROOT / "tests" / "cases").glob("*/*.yaml"))
+RAW_COLUMNS = raw_schema(ROOT)
 STATUSES = {"fail", "warn", "pass", "unknown", "waived"}
 SEVERITIES = {"critical", "high", "medium", "low", "info"}
 OUTCOMES = {"avoided", "expected_reboot", "unexpected_reboot", "avoidable_reboot", "no_install", "unknown", "not_applicable"}
@@ -57,6 +58,20 @@ def _expand(table: str, row: dict[str, Any], ids: dict[str, str]) -> dict[str, A
         row.setdefault("configuration_name", "hotpatch-audit-guest")
         row.setdefault("report_resources", [{"resourceId": f"r{i}", "reasons": [{"phrase": p}]} for i, p in enumerate(phrases)])
     return row
+
+
+def _as_projected(table: str, row: dict[str, Any]) -> dict[str, Any]:
+    """A case row as Resource Graph returns it: the KQL's tostring() makes every non-JSON column text, so a YAML
+    true or 5 becomes "true" or "5" (what the ledger held for them before snapshots were type-checked)."""
+    types = dict(RAW_COLUMNS[table])
+    out = {}
+    for key, value in row.items():
+        if types.get(key, "VARCHAR") != "JSON" and isinstance(value, bool):
+            value = "true" if value else "false"
+        elif types.get(key, "VARCHAR") != "JSON" and isinstance(value, int | float):
+            value = str(value)
+        out[key] = value
+    return out
 
 
 def load_case(con: duckdb.DuckDBPyConnection, case: dict[str, Any]) -> list[str]:
@@ -135,7 +150,7 @@ def run_case_through_pipeline(ledger: Path, case: dict[str, Any], work: Path) ->
                 if full.pop("run_id", run_id) == run_id:
                     full.setdefault("id", f"/subscriptions/{full['subscription_id']}/resourceGroups/{full['resource_group']}"
                                           f"/{table}/{len(rows.get(table, []))}")
-                    rows.setdefault(table, []).append(full)
+                    rows.setdefault(table, []).append(_as_projected(table, full))
         snap = make_snapshot(work / f"snap-{run_id}", rows, as_of=as_of.strftime("%Y-%m-%dT%H:%M:%SZ"),
                              scope=run.get("scope", "test"))
         settings = Settings(ledger_path=ledger, work_dir=work / "work", waivers_path=waiver_file,

@@ -53,7 +53,7 @@ def _run_snapshot(tmp_path: Path, snap: Path, as_of: str) -> subprocess.Complete
 
 
 def test_reader_waits_for_a_writer_with_a_message_then_reads(tmp_path: Path) -> None:
-    snap = make_snapshot(tmp_path / "snap", {"arc_machines": [arc_row("a"), arc_row("b")]})
+    snap = make_snapshot(tmp_path / "snap", {"arc_machines": [arc_row("a"), arc_row("b")]}, as_of="2026-10-28T03:00:00Z")
     assert _run_snapshot(tmp_path, snap, "2026-10-28T03:00Z").returncode == 0
 
     holder, release = _hold_lock(tmp_path)
@@ -70,10 +70,12 @@ def test_reader_waits_for_a_writer_with_a_message_then_reads(tmp_path: Path) -> 
 
 
 def test_two_writers_take_turns_and_both_runs_land(tmp_path: Path) -> None:
-    snap = make_snapshot(tmp_path / "snap", {"arc_machines": [arc_row(f"m{i}") for i in range(3000)]})
+    machines = {"arc_machines": [arc_row(f"m{i}") for i in range(3000)]}
+    oct_snap = make_snapshot(tmp_path / "oct", machines, as_of="2026-10-28T03:00:00Z")
+    snap = make_snapshot(tmp_path / "snap", machines)
     holder, release = _hold_lock(tmp_path)
     env = _env(tmp_path)
-    first = subprocess.Popen([*CLI, "run", "--source", "snapshot", "--snapshot", str(snap), "--as-of",
+    first = subprocess.Popen([*CLI, "run", "--source", "snapshot", "--snapshot", str(oct_snap), "--as-of",
                               "2026-10-28T03:00Z", "--format", "csv"], stderr=subprocess.PIPE, text=True, env=env)
     second = subprocess.Popen([*CLI, "run", "--source", "snapshot", "--snapshot", str(snap), "--as-of",
                                "2026-11-25T03:00Z", "--format", "csv"], stderr=subprocess.PIPE, text=True, env=env)

@@ -12,7 +12,7 @@ import pytest
 from hotpatch_audit.config import Settings
 from hotpatch_audit.errors import SnapshotError
 from hotpatch_audit.pipeline import RunRequest, run_audit
-from tests.snapshots import arc_row, make_snapshot
+from tests.snapshots import arc_row, make_snapshot, reseal
 
 AS_OF = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
 
@@ -50,17 +50,20 @@ def test_snapshot_loads_every_row_with_its_run_id(settings: Settings, tmp_path: 
 
 
 def test_rerun_of_same_scope_and_as_of_replaces_it(settings: Settings, tmp_path: Path) -> None:
+    """An equally complete re-run takes the earlier run's place: its rows go, its meta.runs row stays, superseded."""
     snap = make_snapshot(tmp_path / "snap", {"arc_machines": [arc_row("a"), arc_row("b")]})
     _run(settings, snap, "first")
     _run(settings, snap, "second")
-    assert [r[0] for r in _runs(settings)] == ["second"]
+    assert _runs(settings) == [("first", "superseded"), ("second", "succeeded")]
     assert _count(settings, "SELECT count(*) FROM raw.arc_machines") == 2
     assert _count(settings, "SELECT count(*) FROM meta.query_stats WHERE run_id = 'first'") == 0
+    assert _count(settings, "SELECT count(*) FROM meta.runs WHERE run_id = 'first' AND superseded_by = 'second'") == 1
 
 
 def test_different_as_of_keeps_both_runs(settings: Settings, tmp_path: Path) -> None:
+    oct_snap = make_snapshot(tmp_path / "oct", {"arc_machines": [arc_row("a")]}, as_of="2026-10-28T03:00:00Z")
     snap = make_snapshot(tmp_path / "snap", {"arc_machines": [arc_row("a")]})
-    _run(settings, snap, "oct", datetime(2026, 10, 28, 3, tzinfo=UTC))
+    _run(settings, oct_snap, "oct", datetime(2026, 10, 28, 3, tzinfo=UTC))
     _run(settings, snap, "nov")
     assert sorted(r[0] for r in _runs(settings)) == ["nov", "oct"]
     assert _count(settings, "SELECT count(*) FROM raw.arc_machines") == 2
@@ -72,6 +75,7 @@ def _good_then(settings: Settings, tmp_path: Path, break_it) -> tuple[Path, Exce
     bad = make_snapshot(tmp_path / "bad", {"arc_machines": [arc_row("c"), arc_row("d")],
                                             "azure_vms": [{"id": "/subscriptions/x/vm1", "name": "vm1"}]})
     break_it(bad)
+    reseal(bad)  # checksums match the broken page: the check under test, not the checksum, must catch it
     with pytest.raises(SnapshotError) as info:
         _run(settings, bad, "bad")
     return bad, info.value
@@ -80,7 +84,7 @@ def _good_then(settings: Settings, tmp_path: Path, break_it) -> tuple[Path, Exce
 def _assert_previous_intact(settings: Settings) -> None:
     runs = dict(_runs(settings))
     assert runs["good"] == "succeeded"
-    assert runs["bad"] == "failed"
+    assert "bad" not in runs  # refused before it was registered
     assert _count(settings, "SELECT count(*) FROM raw.arc_machines WHERE run_id = 'good'") == 2
     for table in ("arc_machines", "azure_vms", "resource_containers"):
         assert _count(settings, f"SELECT count(*) FROM raw.{table} WHERE run_id = 'bad'") == 0
@@ -127,7 +131,7 @@ def test_missing_page_file_is_refused(settings: Settings, tmp_path: Path) -> Non
         (snap / "azure_vms" / "page-00001.json").unlink()
 
     _bad, error = _good_then(settings, tmp_path, lose_page)
-    assert "azure_vms" in str(error) and "pages" in str(error)
+    assert "azure_vms" in str(error) and "page files" in str(error)
     _assert_previous_intact(settings)
 
 

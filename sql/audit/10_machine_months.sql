@@ -23,9 +23,6 @@ assessments as (
 available as (
     select run_id, machine_id, kb, track_role, hotpatch_kind, is_hotpatch_title, is_lcu_title, is_security, title_month from core.available_patches
 ),
-runs as (
-    select run_id, scope, as_of from meta.runs
-),
 build_history as (
     -- Arc osVersion 10.0.<build>.<ubr> in every run (read from raw: cheaper than core.machines for all runs)
     select run_id, lower(id) as machine_id,
@@ -44,7 +41,7 @@ grid as (
         nb.release_date as next_baseline_release_date, nb.build_number as next_baseline_build_number, nb.build_ubr as next_baseline_build_ubr
     from machines m
     join run_months rm on rm.run_id = m.run_id and rm.track = coalesce(m.track, 'ws2025')
-    left join ref.calendar_months nb on nb.track = rm.track and nb.month = rm.next_baseline_month
+    left join core.run_calendar_months nb on nb.run_id = rm.run_id and nb.track = rm.track and nb.month = rm.next_baseline_month
 ),
 month_runs as (
     select run_id, machine_id, month,
@@ -116,12 +113,12 @@ build_proof as (
     -- Arc osVersion in the history of runs: the first run (after release, before the next baseline)
     -- whose build is at or above the month's build and below the next baseline's. Today's build says
     -- nothing about when a past month's hotpatch was installed.
-    select g.run_id, g.machine_id, g.month, min(o.as_of) as build_seen_at, arg_min(o.run_id, o.as_of) as build_run_id
+    select g.run_id, g.machine_id, g.month, min(o.evidence_as_of) as build_seen_at,
+        arg_min(o.evidence_run_id, o.evidence_as_of) as build_run_id
     from grid g
-    join runs t on t.run_id = g.run_id
-    join runs o on o.scope = t.scope and o.as_of <= t.as_of and o.as_of >= g.release_date
-        and (g.next_baseline_release_date is null or o.as_of < g.next_baseline_release_date)
-    join build_history b on b.run_id = o.run_id and b.machine_id = g.machine_id
+    join core.run_evidence o on o.run_id = g.run_id and o.evidence_as_of >= g.release_date
+        and (g.next_baseline_release_date is null or o.evidence_as_of < g.next_baseline_release_date)
+    join build_history b on b.run_id = o.evidence_run_id and b.machine_id = g.machine_id
     where g.machine_kind = 'arc' and g.month_build_number is not null
         and b.build_number = g.month_build_number and b.build_ubr >= g.month_build_ubr
         and (g.next_baseline_build_ubr is null or b.build_ubr < g.next_baseline_build_ubr)

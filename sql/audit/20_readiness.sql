@@ -12,10 +12,9 @@ guest as (
     select * from core.guest_facts where is_fresh
 ),
 pending_since as (
-    select t.run_id, m.machine_id, min(o.as_of) as first_pending_as_of
-    from meta.runs t
-    join meta.runs o on o.scope = t.scope and o.as_of <= t.as_of
-    join core.machines m on m.run_id = o.run_id and m.hotpatch_status = 'Pending'
+    select t.run_id, m.machine_id, min(t.evidence_as_of) as first_pending_as_of
+    from core.run_evidence t
+    join core.machines m on m.run_id = t.evidence_run_id and m.hotpatch_status = 'Pending'
     group by t.run_id, m.machine_id
 ),
 current_month as (

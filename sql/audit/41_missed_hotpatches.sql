@@ -9,9 +9,6 @@ machines as (
 assessments as (
     select run_id, machine_id, assessed_at, age_days, is_stale from core.assessments
 ),
-runs as (
-    select run_id, scope, as_of from core.run_settings
-),
 first_install as (
     -- installation history reaches back to here; before it, absence of an install proves nothing
     select run_id, machine_id, min(start_time) as first_install_at from core.installations group by run_id, machine_id
@@ -184,10 +181,11 @@ baseline_findings as (
 ),
 earlier_enabled as (
     -- enrollment lost: Enabled in an earlier run of the same scope, not now
-    select t.run_id, m.machine_id, arg_max(o.run_id, o.as_of) as enabled_run_id, max(o.as_of) as enabled_as_of
-    from runs t
-    join runs o on o.scope = t.scope and o.as_of < t.as_of
-    join core.machines m on m.run_id = o.run_id and m.hotpatch_status = 'Enabled'
+    select t.run_id, m.machine_id, arg_max(t.evidence_run_id, t.evidence_as_of) as enabled_run_id,
+        max(t.evidence_as_of) as enabled_as_of
+    from core.run_evidence t
+    join core.machines m on m.run_id = t.evidence_run_id and m.hotpatch_status = 'Enabled'
+    where t.evidence_run_id <> t.run_id
     group by t.run_id, m.machine_id
 ),
 enrollment_lost_findings as (

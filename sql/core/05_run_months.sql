@@ -4,30 +4,31 @@ runs as (
     select * from core.run_settings
 ),
 calendar as (
-    select * from ref.calendar_months
+    select * from core.run_calendar_months
 ),
 period as (
-    select r.run_id, r.scope, r.as_of, r.grace_days, c.*
+    select r.scope, r.as_of, r.grace_days, c.*
     from runs r
     join calendar c
-        on c.month_start >= r.period_start
+        on c.run_id = r.run_id
+        and c.month_start >= r.period_start
         and c.month_start <= cast(r.as_of as date)
 ),
 quarter_baseline as (
-    select track, month, baseline_month, next_baseline_month from ref.calendar_baselines
+    select run_id, track, month, baseline_month, next_baseline_month from core.run_calendar_baselines
 ),
 status_run_before as (
-    -- "Enabled at the start of the month": the latest run of the scope before the month
-    select p.run_id, p.track, p.month, arg_max(o.run_id, o.as_of) as status_run_id
+    -- "Enabled at the start of the month": the latest evidence run (core.run_evidence) before the month
+    select p.run_id, p.track, p.month, arg_max(o.evidence_run_id, o.evidence_as_of) as status_run_id
     from period p
-    join meta.runs o on o.scope = p.scope and o.as_of < p.month_start and o.as_of <= p.as_of
+    join core.run_evidence o on o.run_id = p.run_id and o.evidence_as_of < p.month_start
     group by p.run_id, p.track, p.month
 ),
 status_run_after as (
     -- with no run before the month, the run closest after it (the reason says so)
-    select p.run_id, p.track, p.month, arg_min(o.run_id, o.as_of) as status_run_id
+    select p.run_id, p.track, p.month, arg_min(o.evidence_run_id, o.evidence_as_of) as status_run_id
     from period p
-    join meta.runs o on o.scope = p.scope and o.as_of >= p.month_start and o.as_of <= p.as_of
+    join core.run_evidence o on o.run_id = p.run_id and o.evidence_as_of >= p.month_start
     group by p.run_id, p.track, p.month
 )
 select
@@ -52,7 +53,7 @@ select
     coalesce(b.status_run_id, a.status_run_id) as status_run_id,
     b.status_run_id is null as status_from_later_run
 from period p
-left join quarter_baseline q on q.track = p.track and q.month = p.month
+left join quarter_baseline q on q.run_id = p.run_id and q.track = p.track and q.month = p.month
 left join status_run_before b on b.run_id = p.run_id and b.track = p.track and b.month = p.month
 left join status_run_after a on a.run_id = p.run_id and a.track = p.track and a.month = p.month;
 comment on view core.run_months is 'Per run, track and month of the reporting period: the calendar kind, KB, build, release date and grace end, the baseline the month builds on and the next baseline, and which run tells the hotpatch status at the start of the month (the latest run before the month, else the closest after it).';

@@ -1,20 +1,16 @@
 create or replace view core.installations as
 with
-runs as (
-    select run_id, scope, as_of from meta.runs
-),
-source_rows as (
-    select i.*, r.scope, r.as_of as source_as_of
-    from raw.patch_installations i
-    join runs r using (run_id)
+evidence as (
+    select run_id, evidence_run_id, evidence_as_of from core.run_evidence
 ),
 history as (
-    -- every installation run seen in any run of the same scope up to this run's as-of;
-    -- one row per installation id, as the latest of those runs saw it
-    select t.run_id, s.run_id as source_run_id, s.* exclude (run_id, scope)
-    from runs t
-    join source_rows s on s.scope = t.scope and s.source_as_of <= t.as_of
-    qualify row_number() over (partition by t.run_id, lower(s.id) order by s.source_as_of desc, s.run_id desc) = 1
+    -- every installation run seen in this run or an earlier evidence run of the same scope
+    -- (core.run_evidence: never a failed, incomplete or superseded run); one row per installation id,
+    -- as the latest of those runs saw it
+    select t.run_id, s.run_id as source_run_id, t.evidence_as_of as source_as_of, s.* exclude (run_id)
+    from evidence t
+    join raw.patch_installations s on s.run_id = t.evidence_run_id
+    qualify row_number() over (partition by t.run_id, lower(s.id) order by t.evidence_as_of desc, s.run_id desc) = 1
 )
 select
     run_id,
@@ -37,4 +33,4 @@ select
     source_run_id,
     source_as_of
 from history;
-comment on view core.installations is 'Per run: every Update Manager installation run seen in this or an earlier run of the same scope (as_of not after this run), deduplicated by lower-cased id, with start time, month, status and reboot status (is_reboot: Required, Started, Completed or Failed).';
+comment on view core.installations is 'Per run: every Update Manager installation run seen in this run or an earlier evidence run of the same scope (core.run_evidence: succeeded runs only), deduplicated by lower-cased id, with start time, month, status and reboot status (is_reboot: Required, Started, Completed or Failed).';

@@ -8,10 +8,10 @@ machines as (
     select run_id, machine_id, track, machine_kind from core.machines
 ),
 calendar as (
-    select track, kb, month, kind, effect, months_lost, cause, applies_to
-    from ref.calendar
+    select run_id, track, kb, month, kind, effect, months_lost, cause, applies_to
+    from core.run_calendar
     where kb is not null and kind in ('baseline', 'hotpatch', 'unplanned_baseline', 'oob_lcu', 'oob_hotpatch')
-    qualify row_number() over (partition by track, upper(kb) order by month) = 1
+    qualify row_number() over (partition by run_id, track, upper(kb) order by month) = 1
 ),
 patches as (
     select
@@ -46,7 +46,7 @@ classified as (
         p.patch_name ilike '%.net%' as is_dotnet
     from patches p
     left join machines m on m.run_id = p.run_id and m.machine_id = p.machine_id
-    left join calendar c on c.track = m.track and upper(c.kb) = p.kb
+    left join calendar c on c.run_id = p.run_id and c.track = m.track and upper(c.kb) = p.kb
 )
 select
     run_id,

@@ -7,10 +7,10 @@ assessments as (
     select run_id, machine_id, assessed_at, is_stale from core.assessments
 ),
 calendar as (
-    select track, kb, month, kind
-    from ref.calendar
+    select run_id, track, kb, month, kind
+    from core.run_calendar
     where kb is not null and kind in ('baseline', 'hotpatch', 'unplanned_baseline', 'oob_lcu', 'oob_hotpatch')
-    qualify row_number() over (partition by track, upper(kb) order by month) = 1
+    qualify row_number() over (partition by run_id, track, upper(kb) order by month) = 1
 ),
 patches as (
     select
@@ -45,5 +45,5 @@ select
 from patches p
 left join machines m on m.run_id = p.run_id and m.machine_id = p.machine_id
 left join assessments a on a.run_id = p.run_id and a.machine_id = p.machine_id
-left join calendar c on c.track = m.track and upper(c.kb) = p.kb;
+left join calendar c on c.run_id = p.run_id and c.track = m.track and upper(c.kb) = p.kb;
 comment on view core.available_patches is 'Per run: updates the latest assessment lists as available (missing), KB normalised, matched to the calendar by KB and track, with the assessment time and staleness; for KBs the calendar does not list, is_hotpatch_title, is_lcu_title, is_security and title_month (title YYYY-MM, else publication month).';

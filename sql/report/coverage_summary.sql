@@ -37,7 +37,9 @@ unknowns as (
 select
     runs.run_id,
     runs.status as run_status,
-    runs.error as run_error,
+    -- the error of a failed run; else the note of a run that replaced, or was kept beside, another of its
+    -- scope and as-of (meta.runs.note), so the report says which run is the run of record
+    coalesce(runs.error, runs.note) as run_error,
     coalesce(queries.queries_total, 0) as queries_total,
     coalesce(queries.queries_incomplete, 0) as queries_incomplete,
     coalesce(machines.machines_in_scope, 0) as machines_in_scope,
@@ -52,4 +54,4 @@ left join machines using (run_id)
 left join gaps using (run_id)
 left join unknowns using (run_id);
 
-comment on view report.coverage_summary is 'One row per run: run_status and run_error, queries_total and queries_incomplete (not complete or with an error), Windows machines_in_scope, machines_with_gaps (any audit.coverage issue), unknown_findings, collection_complete (run succeeded and every query complete) and is_complete (collection complete and no machine with gaps).';
+comment on view report.coverage_summary is 'One row per run: run_status and run_error (the run''s error, else its note: which run of the same scope and as-of it replaced or was kept beside), queries_total and queries_incomplete (not complete or with an error), Windows machines_in_scope, machines_with_gaps (any audit.coverage issue), unknown_findings, collection_complete (run succeeded and every query complete) and is_complete (collection complete and no machine with gaps).';

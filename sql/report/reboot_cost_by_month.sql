@@ -1,5 +1,5 @@
 -- Report view: reboot_cost_by_month
--- Reads: audit.machine_months, core.machines, ref.prices, report.periods
+-- Reads: audit.machine_months, core.machines, core.run_prices (the run's prices), report.periods
 -- One row per run and month of the reporting period: what hotpatch cost and bought that month.
 -- Enrolled = hotpatch status Enabled at the start of the month (audit.machine_months.enrolled_at_start).
 -- Product: Azure VMs are azure_edition, Arc servers arc_hotpatch; each month is priced at the row of
@@ -32,8 +32,9 @@ priced as (
         pr.price_per_core_month_usd as price
     from machine_months as mm
     left join core.machines as m on m.run_id = mm.run_id and m.machine_id = mm.machine_id
-    left join ref.prices as pr
-        on pr.product = case mm.machine_kind when 'arc' then 'arc_hotpatch' else 'azure_edition' end
+    left join core.run_prices as pr
+        on pr.run_id = mm.run_id
+        and pr.product = case mm.machine_kind when 'arc' then 'arc_hotpatch' else 'azure_edition' end
         and pr.track = mm.track
         and mm.month_start between pr.valid_from and coalesce(pr.valid_to, date '9999-12-31')
     where mm.enrolled_at_start
@@ -68,8 +69,9 @@ arc_price as (
         mo.month,
         pr.price_per_core_month_usd as arc_price_per_core_usd
     from months as mo
-    left join ref.prices as pr
-        on pr.product = 'arc_hotpatch' and pr.track = 'ws2025'
+    left join core.run_prices as pr
+        on pr.run_id = mo.run_id
+        and pr.product = 'arc_hotpatch' and pr.track = 'ws2025'
         and cast(strptime(mo.month || '-01', '%Y-%m-%d') as date)
             between pr.valid_from and coalesce(pr.valid_to, date '9999-12-31')
 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import signal
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -19,8 +20,8 @@ from hotpatch_audit.cli_calendar import calendar_app
 from hotpatch_audit.cli_diff import diff as _diff
 from hotpatch_audit.cli_facts import import_facts
 from hotpatch_audit.config import Settings
-from hotpatch_audit.console import EXIT_FAILED, err, guard, out, settings_from
-from hotpatch_audit.errors import ConfigError, LedgerError
+from hotpatch_audit.console import EXIT_FAILED, VERBOSE, err, guard, out, settings_from
+from hotpatch_audit.errors import ConfigError, LedgerError, RunInterrupted
 from hotpatch_audit.pipeline import (
     EXIT_INCOMPLETE,
     EXIT_OK,
@@ -39,6 +40,18 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,
 )
+
+@app.callback()
+def _options(
+    verbose: Annotated[bool, typer.Option(
+        "--verbose", help="Log progress and print the traceback of an unexpected error (it always goes to a log "
+        "file under the work dir)")] = False,
+) -> None:
+    """Hotpatch compliance audits for Windows Server."""
+    VERBOSE["on"] = verbose
+    if verbose:
+        logging.getLogger().setLevel(logging.INFO)
+
 
 LedgerOpt = Annotated[Path | None, typer.Option("--ledger", help="DuckDB ledger file [default: out/ledger.duckdb]")]
 OutOpt = Annotated[Path | None, typer.Option("--out", help="Report folder [default: out/reports/<run id>]")]
@@ -157,6 +170,13 @@ def demo(
         settings = settings.model_copy(update={"waivers_path": settings.project_root / "data" / "demo-waivers.yaml"})
     last = _parse_as_of(end) or latest_monthly_as_of(date.today())
     series = monthly_as_of_series(last, months)
+    # What the last month's render needs is checked before the first month runs.
+    from hotpatch_audit.files import check_target_folder
+    from hotpatch_audit.pipeline import check_render_settings
+
+    check_render_settings(settings)
+    if out_dir is not None:
+        check_target_folder(out_dir, "report")
     outcome = None
     worst = EXIT_OK
     for i, as_of in enumerate(series, start=1):
@@ -185,17 +205,25 @@ def extract(
 ) -> None:
     """Extract only: save every query's pages to a snapshot directory, without touching the ledger.
 
-    The directory holds SHA256SUMS: check it where it is read with hotpatch-audit verify DIR.
+    The directory must be new, empty, or a snapshot written by this tool (it is replaced whole, only once the
+    new snapshot is complete). It holds SHA256SUMS: check it where it is read with hotpatch-audit verify DIR;
+    run --source snapshot checks it too before reading.
 
     Example: hotpatch-audit extract --source demo --save ./snapshot-2026-11
     """
+    from hotpatch_audit.files import check_target_folder
     from hotpatch_audit.pipeline import RunContext, _scope_for, extract_stage
+    from hotpatch_audit.snapshot_check import check_as_of
 
+    if source not in ("demo", "arg"):
+        raise ConfigError(f"--source {source!r}: extract reads demo or arg (a snapshot is already extracted)")
     settings = settings_from(demo_machines=machines, arg_endpoint=endpoint, arg_ca_bundle=ca_bundle, arg_cloud=cloud)
     request = RunRequest(source=source, subscriptions=tuple(subscription or ()),
                          management_groups=tuple(management_group or ()), tenants=tuple(tenant or ()),
                          as_of=_parse_as_of(as_of))
     when = request.as_of or datetime.now(UTC).replace(microsecond=0)
+    check_as_of(when, "--as-of", error=ConfigError)
+    check_target_folder(save, "snapshot")  # never replaces a folder the tool did not write
     ctx = RunContext("extract", source, _scope_for(settings, request).key(), when, None, settings.work_dir)
     extracted = extract_stage(settings, ctx, save_dir=save)
     for name, rows in extracted.rows.items():
@@ -226,9 +254,17 @@ def report(
         rid = run_id or latest_run(con)
         if rid is None:
             raise LedgerError(f"{path}: no succeeded run to render")
-        known = con.execute("SELECT status FROM meta.runs WHERE run_id = ?", [rid]).fetchone()
+        known = con.execute("SELECT status, superseded_by, note,"
+                            " run_id IN (SELECT run_id FROM audit.findings) FROM meta.runs WHERE run_id = ?",
+                            [rid]).fetchone()
     if known is None:
         raise ConfigError(f"no run {rid!r} in {path}")
+    if known[0] in ("failed", "running", "loaded") or (known[0] == "superseded" and not known[3]):
+        why = f": {known[2]}" if known[2] else ""
+        raise ConfigError(f"run {rid} is {known[0]}{why}; nothing to render"
+                          + (f" (render {known[1]} instead)" if known[1] else ""))
+    if known[0] == "superseded":
+        err.print(escape(f"note: run {rid} is not the run of record for its scope and as-of ({known[2]})"))
     for p in render_stage(settings, rid, out_dir, per_owner=per_owner):
         out.print(str(p))
 
@@ -239,11 +275,23 @@ def query(
     sql: Annotated[str, typer.Argument(help="SQL to run against the ledger (read-only)")],
     ledger: LedgerOpt = None,
     output: Annotated[str, typer.Option("--output", "-o", help="table or csv")] = "table",
+    allow_file_access: Annotated[bool, typer.Option(
+        "--allow-file-access", help="Let the SQL read and write other files and load extensions (COPY ... TO, "
+        "read_csv, ATTACH, INSTALL, http URLs); off by default")] = False,
 ) -> None:
-    """Ad-hoc SQL against the DuckDB ledger, opened read-only.
+    """Ad-hoc SQL against the DuckDB ledger, opened read-only and without access to other files.
+
+    The SQL sees the ledger only: statements that write or read files (COPY ... TO, read_csv,
+    ATTACH, EXPORT DATABASE, INSTALL or LOAD of extensions, http URLs) or change settings are
+    refused as a usage error (exit code 2) unless --allow-file-access is given. Text is printed
+    inert: control characters removed, bidirectional controls shown as <U+202E>; with -o csv a cell
+    that starts like a formula gets a leading ' (as in findings.csv).
 
     Example: hotpatch-audit query "select audit, status, count(*) from audit.findings group by all"
     """
+    from decimal import Decimal
+
+    from hotpatch_audit.exports import csv_cell, inert
     from hotpatch_audit.ledger import open_reader
 
     if output not in ("table", "csv"):
@@ -251,23 +299,35 @@ def query(
     settings = settings_from(ledger_path=ledger)
     import duckdb
 
+    def one_line(exc: Exception) -> str:
+        return next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+
     with open_reader(settings.path(settings.ledger_path), timeout=settings.lock_timeout_seconds,
                      memory_limit=settings.duckdb_memory_limit,
                      on_wait=err.print) as con:
+        if not allow_file_access:
+            # on the read-only connection: no file but the ledger, and the SQL cannot switch it back on
+            con.execute("SET enable_external_access = false")
+            con.execute("SET lock_configuration = true")
         try:
             cur = con.execute(sql)
+            columns = [d[0] for d in cur.description or []]
+            rows = cur.fetchall()
+        except duckdb.PermissionException as exc:
+            raise ConfigError(f"query refused: {one_line(exc)} (file access is off: pass --allow-file-access "
+                              "to read or write files)") from exc
         except duckdb.Error as exc:
-            raise ConfigError(f"query failed: {exc}") from exc
-        columns = [d[0] for d in cur.description or []]
-        rows = cur.fetchall()
+            raise ConfigError(f"query failed: {one_line(exc)}") from exc
     if output == "csv":
+        # as the CSV exports: inert text, formula guard (numbers stay numbers)
         writer = csv.writer(sys.stdout)
-        writer.writerow(columns)
-        writer.writerows(rows)
+        writer.writerow([csv_cell(c) for c in columns])
+        writer.writerows([v if v is None or isinstance(v, int | float | Decimal) else csv_cell(str(v)) for v in row]
+                         for row in rows)
         return
-    table = Table(*columns)
+    table = Table(*(escape(inert(c)) for c in columns))
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        table.add_row(*("" if v is None else escape(inert(str(v))) for v in row))
     out.print(table)
 
 
@@ -307,22 +367,30 @@ def emulator(
 def verify(
     target: Annotated[Path, typer.Argument(help="Report folder or its manifest.json, or a saved snapshot directory")],
 ) -> None:
-    """Check a report folder against its manifest.json: every listed file there, with its size and SHA-256.
+    """Check a report folder against its manifest.json: every listed file there, with its size and SHA-256,
+    SHA256SUMS listing the same files with the same SHA-256s, and no other file in the folder.
 
-    A snapshot directory (extract --save, run --save-snapshot) is checked against its SHA256SUMS.
+    A snapshot directory (extract --save, run --save-snapshot) is checked against its SHA256SUMS, which
+    must list every other file of the directory.
 
-    Exit codes: 0 every file matches; 3 a file is missing or changed (each is named), or the manifest is
-    unreadable; 2 no manifest at that path. Without this tool: cd DIR && sha256sum -c SHA256SUMS
+    Exit codes: 0 every file matches; 3 a file is missing, changed or listed nowhere, the two lists
+    disagree, a path leaves the folder, the list is empty, or the manifest is unreadable (one line per
+    problem); 2 no manifest at that path. Without this tool: cd DIR && sha256sum -c SHA256SUMS
 
     Example: hotpatch-audit verify out/reports/run-20261125T0300Z-1a2b3c4d
     """
+    from hotpatch_audit.exports import inert
     from hotpatch_audit.manifest import verify as _verify
 
     result = _verify(target)
     for rel, problem in result.problems:
-        err.print("[red]mismatch:[/red]", escape(f"{rel}: {problem}"))
+        # file names are untrusted too: one line each, no control characters, undecodable bytes as \x..
+        line = inert(f"{rel}: {problem}").replace("\n", " ").encode("utf-8", "backslashreplace").decode("utf-8")
+        err.print("[red]mismatch:[/red]", escape(line))
     if not result.ok:
-        err.print(escape(f"{len(result.problems)} of {result.checked} files do not match {result.manifest}"))
+        n = len(result.problems)
+        err.print(escape(f"{n} problem{'' if n == 1 else 's'} found checking {result.checked} files of "
+                         f"{result.manifest}"))
         raise typer.Exit(EXIT_FAILED)
     out.print(escape(f"all {result.checked} files match {result.manifest}"))
 
@@ -341,9 +409,16 @@ def version() -> None:
     out.print(__version__)
 
 
+def _stop_on_signal(signum: int, _frame: object) -> None:
+    """SIGTERM (and SIGHUP) stop the process like Ctrl-C does: the run in progress is marked failed, naming it."""
+    raise RunInterrupted(signal.Signals(signum).name)
+
+
 def main() -> None:
     """Console entry point."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _stop_on_signal)
     app()
 
 

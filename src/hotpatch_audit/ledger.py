@@ -29,8 +29,12 @@ from hotpatch_audit.waivers import WaiverFile
 log = logging.getLogger(__name__)
 
 RAW_PREFIX = "raw."
+# Longest text a raw field may hold: ARM names are at most 80 characters and ids about 1,000; an error message
+# or a tag value is far below this. Longer text is malformed input (and would exhaust DuckDB's memory later).
+MAX_FIELD_CHARS = 32_768
+MAX_JSON_FIELD_CHARS = 1_048_576
 PER_RUN_TABLES = ("audit.findings", "audit.machine_months", "audit.readiness", "audit.coverage")
-_GOOD_STATUSES = ("succeeded", "incomplete")
+GOOD_STATUSES = ("succeeded", "incomplete")
 
 
 def _lock_path(ledger: Path) -> Path:
@@ -46,11 +50,48 @@ def ledger_lock(
     on_wait: Callable[[str], None] | None = None,
     holder: str = "",
 ) -> Iterator[None]:
-    """Hold the ledger's lock file (exclusive for writers, shared for readers), waiting up to `timeout`."""
+    """Hold the ledger's lock file (exclusive for writers, shared for readers), waiting up to `timeout`.
+
+    A ledger in a folder this process cannot write (a read-only copy, a read-only mount) has no lock file to
+    take: readers then go ahead without one (nothing can write there either); writers fail at the lock."""
     ledger.parent.mkdir(parents=True, exist_ok=True)
-    lock = _lock_path(ledger)
+    if not exclusive and not os.access(ledger.parent, os.W_OK):
+        yield
+        return
+    with _file_lock(_lock_path(ledger), exclusive=exclusive, timeout=timeout, on_wait=on_wait, holder=holder,
+                    what=f"the ledger {ledger.name}",
+                    busy=lambda who: f"{ledger} is busy ({who}); gave up after {timeout:.0f} s. "
+                    "Try again when it finishes, or raise HOTPATCH_AUDIT_LOCK_TIMEOUT_SECONDS."):
+        yield
+
+
+@contextlib.contextmanager
+def turn_lock(
+    ledger: Path, key: str, *, timeout: float, on_wait: Callable[[str], None] | None = None, holder: str = ""
+) -> Iterator[None]:
+    """One run at a time per key (scope and as-of) on this ledger, held for the whole run: a second run of the
+    same scope and as-of waits for the first to finish (up to `timeout`), then runs against its result."""
+    folder = ledger.with_name(ledger.name + ".turns")
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = folder / (hashlib.sha256(key.encode("utf-8")).hexdigest()[:16] + ".lock")
+    with _file_lock(lock, exclusive=True, timeout=timeout, on_wait=on_wait, holder=holder,
+                    what=f"another run of the same scope and as-of ({key})",
+                    busy=lambda who: f"another run of the same scope and as-of ({who}) is still going after "
+                    f"{timeout:.0f} s; try again when it finishes, or raise HOTPATCH_AUDIT_LOCK_TIMEOUT_SECONDS"):
+        yield
+
+
+@contextlib.contextmanager
+def _file_lock(
+    lock: Path, *, exclusive: bool, timeout: float, on_wait: Callable[[str], None] | None, holder: str, what: str,
+    busy: Callable[[str], str],
+) -> Iterator[None]:
+    """flock() a lock file, waiting up to `timeout` with a note every 5 s; the holder is written beside it."""
     info = lock.with_name(lock.name + ".info")
-    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as exc:
+        raise LedgerError(f"cannot create the lock file {lock}: {exc.strerror or exc}") from exc
     mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
     started = time.monotonic()
     next_note = 0.0
@@ -61,21 +102,22 @@ def ledger_lock(
                 break
             except BlockingIOError:
                 waited = time.monotonic() - started
-                who = info.read_text(encoding="utf-8").strip() if info.exists() else "another process"
+                try:
+                    who = info.read_text(encoding="utf-8").strip() if info.exists() else "another process"
+                except OSError:
+                    who = "another process"
                 if waited >= timeout:
-                    raise LedgerBusyError(
-                        f"{ledger} is busy ({who}); gave up after {timeout:.0f} s. "
-                        "Try again when it finishes, or raise HOTPATCH_AUDIT_LOCK_TIMEOUT_SECONDS."
-                    ) from None
+                    raise LedgerBusyError(busy(who)) from None
                 if waited >= next_note:
-                    msg = f"waiting for the ledger {ledger.name}: in use by {who} ({waited:.0f} s so far)"
+                    msg = f"waiting for {what}: in use by {who} ({waited:.0f} s so far)"
                     log.warning(msg)
                     if on_wait:
                         on_wait(msg)
                     next_note = waited + 5
                 time.sleep(0.2)
         if exclusive:
-            info.write_text(f"writer pid {os.getpid()} {holder}".strip(), encoding="utf-8")
+            with contextlib.suppress(OSError):
+                info.write_text(f"writer pid {os.getpid()} {holder}".strip(), encoding="utf-8")
         yield
     finally:
         with contextlib.suppress(OSError):
@@ -84,15 +126,25 @@ def ledger_lock(
 
 
 def _connect(ledger: Path, read_only: bool, timeout: float, memory_limit: str) -> duckdb.DuckDBPyConnection:
-    """Open the file, retrying while a process that ignores our lock (e.g. the duckdb CLI) holds it."""
+    """Open the file, retrying while a process that ignores our lock (e.g. the duckdb CLI) holds it. A file
+    DuckDB cannot open (corrupt, truncated, a damaged WAL, not a DuckDB file, no permission) is a LedgerError
+    naming it, in one line; the file is left as it is."""
     started = time.monotonic()
     while True:
         try:
             return connect(ledger, read_only=read_only, memory_limit=memory_limit)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower() or time.monotonic() - started > timeout:
-                raise LedgerError(f"cannot open {ledger}: {exc}") from exc
+                raise LedgerError(f"cannot open the ledger {ledger}: {_first_line(exc)}") from exc
             time.sleep(0.5)
+        except duckdb.Error as exc:
+            raise LedgerError(f"cannot open the ledger {ledger}: {_first_line(exc)} (the file is left as it is; "
+                              "restore it from a backup, or point --ledger at another file)") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__
 
 
 @contextlib.contextmanager
@@ -139,7 +191,8 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, project_root: Path, calendar_o
     _migrate_guest_facts(con)
     # Definitions changed: rebuild the per-run materialized views of every good run (findings stay as judged).
     for (run_id,) in con.execute(
-        "SELECT run_id FROM meta.runs WHERE status IN ('succeeded', 'incomplete') ORDER BY as_of"
+        "SELECT run_id FROM meta.runs WHERE status IN ('succeeded', 'incomplete', 'superseded') AND run_id IN"
+        " (SELECT run_id FROM audit.findings) ORDER BY as_of"
     ).fetchall():
         materialize_run(con, run_id)
     con.execute("CREATE TABLE IF NOT EXISTS meta.schema_state (fingerprint VARCHAR, applied_at TIMESTAMP)")
@@ -177,7 +230,8 @@ def register_run(
     con: duckdb.DuckDBPyConnection, *, run_id: str, scope: str, as_of: datetime, source: str,
     tool_version: str, calendar_version: str, is_monthly: bool, settings: dict[str, str],
 ) -> None:
-    """Record a new run as `running`, with the rules it will be judged by; mark abandoned runs failed."""
+    """Record a new run as `running`, with the rules, calendar and prices it will be judged by; mark abandoned runs
+    failed (keeping an error already recorded)."""
     con.execute("BEGIN")
     abandoned = [
         r[0] for r in con.execute(
@@ -189,8 +243,9 @@ def register_run(
         for table in raw_tables(con):
             con.execute(f"DELETE FROM raw.{table} WHERE run_id = ?", [old])
         con.execute(
-            "UPDATE meta.runs SET status = 'failed', error = 'abandoned: the process ended before the run"
-            " finished', finished_at = ? WHERE run_id = ?", [datetime.now(UTC).replace(tzinfo=None), old],
+            "UPDATE meta.runs SET status = 'failed', error = coalesce(error, 'abandoned: the process ended before"
+            " the run finished'), finished_at = coalesce(finished_at, ?) WHERE run_id = ?",
+            [datetime.now(UTC).replace(tzinfo=None), old],
         )
     con.execute(
         "INSERT INTO meta.runs (run_id, scope, as_of, source, tool_version, calendar_version, started_at,"
@@ -201,7 +256,20 @@ def register_run(
     )
     if settings:
         con.executemany("INSERT INTO meta.settings VALUES (?, ?, ?)", [[run_id, k, v] for k, v in settings.items()])
+    # The calendar and prices the run is judged with stay with it (core.run_calendar, core.run_prices): a later
+    # checkout's calendar never re-judges or re-renders it.
+    con.execute("INSERT INTO meta.run_calendar BY NAME SELECT ?::VARCHAR AS run_id, * FROM ref.calendar", [run_id])
+    con.execute("INSERT INTO meta.run_prices BY NAME SELECT ?::VARCHAR AS run_id, * FROM ref.prices", [run_id])
     con.execute("COMMIT")
+
+
+def rollback(con: duckdb.DuckDBPyConnection) -> None:
+    """Roll back the open transaction; a ROLLBACK that fails too (disk full, lost file) is logged, never raised,
+    so the error that caused it is the one the caller records and reports."""
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.Error as exc:
+        log.warning("rollback failed as well: %s", exc)
 
 
 def _alive(pid: int | None) -> bool:
@@ -218,6 +286,17 @@ def _alive(pid: int | None) -> bool:
 
 def _naive_utc(ts: datetime) -> datetime:
     return ts.astimezone(UTC).replace(tzinfo=None) if ts.tzinfo else ts
+
+
+def raw_schema(project_root: Path) -> dict[str, list[tuple[str, str]]]:
+    """Every raw table's columns (name, DuckDB type; run_id left out) as sql/00_schema.sql declares them, read
+    without a ledger (for checking a snapshot before a run is registered)."""
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute((project_root / "sql" / "00_schema.sql").read_text(encoding="utf-8"))
+        return {table: _raw_columns(con, table) for table in raw_tables(con)}
+    finally:
+        con.close()
 
 
 def _raw_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
@@ -238,6 +317,10 @@ def _diagnose_pages(files: list[Path]) -> str:
             body = json.loads(path.read_bytes())
         except json.JSONDecodeError as exc:
             return f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"
+        except UnicodeDecodeError as exc:
+            return f"{path}: not UTF-8 text (byte {exc.start})"
+        except RecursionError:
+            return f"{path}: JSON nested too deeply"
         if not isinstance(body, dict) or not isinstance(body.get("data"), list):
             return f"{path}: not a Resource Graph page (no data array)"
         for i, row in enumerate(body["data"], start=1):
@@ -267,17 +350,12 @@ def load_query_pages(
             [paths],
         )
     except duckdb.Error as exc:
-        raise SnapshotError(_diagnose_pages(files)) from exc
-    checks = ["CASE WHEN json_type(r) <> 'OBJECT' THEN 'the row is not an object'"]
-    checks.append("WHEN coalesce(r->>'$.id', '') = '' THEN 'the row has no id'")
-    for name, typ in columns:
-        if typ != "JSON":
-            checks.append(
-                f"WHEN json_type(r->'$.\"{name}\"') IN ('OBJECT', 'ARRAY') "
-                f"THEN 'field {name} is ' || lower(json_type(r->'$.\"{name}\"')) || ', expected a scalar'"
-            )
+        found = _diagnose_pages(files)
+        if found == "pages could not be read":
+            found = f"{table}: pages could not be read: {str(exc).splitlines()[0]}"
+        raise SnapshotError(found) from exc
     bad = con.execute(
-        f"SELECT filename, idx, problem FROM (SELECT filename, idx, {' '.join(checks)} END AS problem"
+        f"SELECT filename, idx, problem FROM (SELECT filename, idx, {row_checks(columns)} AS problem"
         " FROM _stage) WHERE problem IS NOT NULL ORDER BY filename, idx LIMIT 1"
     ).fetchone()
     if bad:
@@ -289,16 +367,53 @@ def load_query_pages(
         else:
             select.append(f"r->>'$.\"{name}\"'")
     names = ", ".join(f'"{n}"' for n, _ in columns)
+    counted = con.execute("SELECT count(*), count(DISTINCT lower(r->>'$.id')) FROM _stage").fetchone()
+    received, loaded = (int(counted[0]), int(counted[1])) if counted else (0, 0)
+    # A row Resource Graph sent twice (paging over data that moved) is loaded once; the query is already
+    # marked incomplete by the source, which counted the duplicates. The window runs only then: it holds
+    # every staged row in memory.
+    once = (" QUALIFY row_number() OVER (PARTITION BY lower(r->>'$.id') ORDER BY filename, idx) = 1"
+            if loaded != received else "")
     con.execute(
-        f"INSERT INTO raw.{table} (run_id, {names}) SELECT ?, {', '.join(select)} FROM _stage",
-        [run_id],
+        f"INSERT INTO raw.{table} (run_id, {names}) SELECT ?, {', '.join(select)} FROM _stage{once}", [run_id]
     )
-    counted = con.execute("SELECT count(*) FROM _stage").fetchone()
-    loaded = int(counted[0]) if counted else 0
     con.execute("DROP TABLE _stage")
-    if loaded != expected_rows:
-        raise SnapshotError(f"{table}: manifest announces {expected_rows} rows, pages hold {loaded}")
-    return int(loaded)
+    if received != expected_rows:
+        raise SnapshotError(f"{table}: manifest announces {expected_rows} rows, pages hold {received}")
+    if loaded != received:
+        log.warning("%s: %d rows repeat an id already received; each id is loaded once", table, received - loaded)
+    return loaded
+
+
+def row_checks(columns: list[tuple[str, str]]) -> str:
+    """A SQL CASE over a staged row `r` (JSON) naming its first problem, NULL when the row has the shape the raw
+    table declares: an object with a text id, text (or null) in every text column, an object or array (or null)
+    in every JSON column, no field longer than MAX_FIELD_CHARS (JSON: MAX_JSON_FIELD_CHARS)."""
+    checks = ["CASE WHEN json_type(r) <> 'OBJECT' THEN 'the row is not an object'",
+              "WHEN json_type(r->'$.id') IS DISTINCT FROM 'VARCHAR' OR r->>'$.id' = '' THEN 'the row has no id'"]
+    for name, typ in columns:
+        field = f"r->'$.\"{name}\"'"
+        if typ == "JSON":
+            checks.append(
+                f"WHEN json_type({field}) NOT IN ('OBJECT', 'ARRAY', 'NULL') "
+                f"THEN 'field {name} is ' || lower(json_type({field})) || ', expected an object or array'"
+            )
+            checks.append(
+                f"WHEN length(CAST({field} AS VARCHAR)) > {MAX_JSON_FIELD_CHARS} "
+                f"THEN 'field {name} is ' || length(CAST({field} AS VARCHAR)) || ' characters long "
+                f"(at most {MAX_JSON_FIELD_CHARS:,})'"
+            )
+        else:
+            checks.append(
+                f"WHEN json_type({field}) NOT IN ('VARCHAR', 'NULL') "
+                f"THEN 'field {name} is ' || lower(json_type({field})) || ', expected text'"
+            )
+            checks.append(
+                f"WHEN length(r->>'$.\"{name}\"') > {MAX_FIELD_CHARS} "
+                f"THEN 'field {name} is ' || length(r->>'$.\"{name}\"') || ' characters long "
+                f"(at most {MAX_FIELD_CHARS:,})'"
+            )
+    return " ".join(checks) + " END"
 
 
 def load_snapshot(con: duckdb.DuckDBPyConnection, run_id: str, snap: Snapshot) -> dict[str, int]:
@@ -321,7 +436,7 @@ def load_snapshot(con: duckdb.DuckDBPyConnection, run_id: str, snap: Snapshot) -
         con.execute("UPDATE meta.runs SET status = 'loaded' WHERE run_id = ?", [run_id])
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback(con)
         raise
     return counts
 
@@ -366,11 +481,29 @@ def _migrate_guest_facts(con: duckdb.DuckDBPyConnection) -> None:
     parse_guest_configuration_reports(con)
 
 
+def run_rank(con: duckdb.DuckDBPyConnection, run_id: str, complete: bool | None = None) -> tuple[int, int, int]:
+    """How good a run's evidence is, for choosing the run of record among runs of one scope and as-of: complete
+    before incomplete, then the number of queries read whole, then the rows received."""
+    row = con.execute(
+        "SELECT r.status, count(q.query_name) FILTER (WHERE q.complete), coalesce(sum(q.rows_received), 0)"
+        " FROM meta.runs r LEFT JOIN meta.query_stats q USING (run_id) WHERE r.run_id = ? GROUP BY r.status",
+        [run_id],
+    ).fetchone()
+    if row is None:
+        raise LedgerError(f"run {run_id} is not in meta.runs")
+    is_complete = complete if complete is not None else row[0] == "succeeded"
+    return (2 if is_complete else 1, int(row[1] or 0), int(row[2] or 0))
+
+
 def finish_run(
     con: duckdb.DuckDBPyConnection, run_id: str, complete: bool, waivers: WaiverFile | None = None
 ) -> tuple[str, int]:
-    """Materialize findings (waivers applied), replace earlier runs of the same scope and as-of, close the run.
+    """Materialize findings (waivers applied) and close the run; return its status and findings count.
 
+    Runs of the same scope and as-of compete for "run of record": the new run takes the place of earlier ones
+    only when it is at least as good (run_rank); their rows are then removed and their meta.runs rows stay,
+    status `superseded`, naming it. A less complete re-run never replaces a better run: it is kept beside it,
+    rows and all, as `superseded` by the better run, and its note says so. Failed runs are never touched.
     One transaction: if anything fails, the previous good run is still there.
     """
     from hotpatch_audit.analyze import materialize_findings
@@ -382,51 +515,80 @@ def finish_run(
         if found is None:
             raise LedgerError(f"run {run_id} is not in meta.runs")
         scope, as_of = found
-        older = [r[0] for r in con.execute(
-            "SELECT run_id FROM meta.runs WHERE scope = ? AND as_of = ? AND run_id <> ?", [scope, as_of, run_id]
+        rivals = [r[0] for r in con.execute(
+            "SELECT run_id FROM meta.runs WHERE scope = ? AND as_of = ? AND run_id <> ?"
+            " AND status IN ('succeeded', 'incomplete') ORDER BY started_at", [scope, as_of, run_id]
         ).fetchall()]
-        for old in older:
-            _delete_run_rows(con, old)
-            con.execute("DELETE FROM meta.runs WHERE run_id = ?", [old])
+        mine = run_rank(con, run_id, complete)
+        ranked = sorted(((run_rank(con, r), r) for r in rivals), reverse=True)
+        now = datetime.now(UTC).replace(tzinfo=None)
         status = "succeeded" if complete else "incomplete"
+        note = None
+        if ranked and ranked[0][0] > mine:
+            best = ranked[0][1]
+            status = "superseded"
+            note = (f"kept beside run {best}, which stays the run of record for this scope and as-of: this run was "
+                    f"{'complete' if complete else 'incomplete'} and read {mine[1]} queries whole and {mine[2]:,} "
+                    f"rows; {best} read {ranked[0][0][1]} and {ranked[0][0][2]:,}")
+            con.execute("UPDATE meta.runs SET superseded_by = ? WHERE run_id = ?", [best, run_id])
+        else:
+            for _, old in ranked:
+                _delete_run_rows(con, old)
+                con.execute(
+                    "UPDATE meta.runs SET status = 'superseded', superseded_by = ?, note = ? WHERE run_id = ?",
+                    [run_id, f"replaced by run {run_id} of the same scope and as-of, which was at least as complete;"
+                     " this run's rows were removed", old],
+                )
+            if ranked:
+                note = "replaced run(s) " + ", ".join(old for _, old in ranked) + " of the same scope and as-of"
         con.execute(
-            "UPDATE meta.runs SET status = ?, finished_at = ? WHERE run_id = ?",
-            [status, datetime.now(UTC).replace(tzinfo=None), run_id],
+            "UPDATE meta.runs SET status = ?, finished_at = ?, note = coalesce(?, note) WHERE run_id = ?",
+            [status, now, note, run_id],
         )
         con.execute("COMMIT")
     except BaseException:
-        con.execute("ROLLBACK")
+        rollback(con)
         raise
-    if older:
-        log.info("run %s replaced %d earlier run(s) of the same scope and as-of", run_id, len(older))
+    if note:
+        log.info("run %s: %s", run_id, note)
     return status, findings
 
 
 def _delete_run_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     for table in raw_tables(con):
         con.execute(f"DELETE FROM raw.{table} WHERE run_id = ?", [run_id])
-    for table in ("meta.query_stats", "meta.settings", "meta.waivers", *PER_RUN_TABLES):
+    for table in ("meta.query_stats", *PER_RUN_TABLES):
         con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])  # noqa: S608 (fixed names)
 
 
 def fail_run(con: duckdb.DuckDBPyConnection, run_id: str, error: str) -> None:
-    """Mark a run failed and drop its rows; earlier runs stay untouched."""
+    """Mark a run failed and drop its rows; earlier runs stay untouched. The run keeps its row and its first
+    error: a later failure (e.g. while cleaning up) never overwrites the cause. A run that already finished
+    (succeeded, incomplete, superseded) is left as it is."""
     con.execute("BEGIN")
-    for table in raw_tables(con):
-        con.execute(f"DELETE FROM raw.{table} WHERE run_id = ?", [run_id])
-    for table in PER_RUN_TABLES:
-        con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])  # noqa: S608 (fixed names)
-    con.execute(
-        "UPDATE meta.runs SET status = 'failed', error = ?, finished_at = ? WHERE run_id = ?",
-        [error[:2000], datetime.now(UTC).replace(tzinfo=None), run_id],
-    )
-    con.execute("COMMIT")
+    try:
+        row = con.execute("SELECT status FROM meta.runs WHERE run_id = ?", [run_id]).fetchone()
+        if row is None or row[0] in ("succeeded", "incomplete", "superseded"):
+            con.execute("COMMIT")
+            return
+        for table in raw_tables(con):
+            con.execute(f"DELETE FROM raw.{table} WHERE run_id = ?", [run_id])
+        for table in PER_RUN_TABLES:
+            con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])  # noqa: S608 (fixed names)
+        con.execute(
+            "UPDATE meta.runs SET status = 'failed', error = coalesce(error, ?), finished_at = ? WHERE run_id = ?",
+            [error[:2000], datetime.now(UTC).replace(tzinfo=None), run_id],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        rollback(con)
+        raise
 
 
 def latest_run(con: duckdb.DuckDBPyConnection, *, monthly_only: bool = False) -> str | None:
     """The newest good run (by as-of, then start time)."""
     row = con.execute(
-        "SELECT run_id FROM meta.runs WHERE status IN ('succeeded', 'incomplete')"
+        "SELECT run_id FROM meta.runs WHERE status IN ('succeeded', 'incomplete')"  # never superseded or failed
         + (" AND is_monthly" if monthly_only else "")
         + " ORDER BY as_of DESC, started_at DESC LIMIT 1"
     ).fetchone()

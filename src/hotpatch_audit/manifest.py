@@ -61,14 +61,16 @@ def utc_stamp(ts: datetime) -> str:
 def run_facts(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
     """What the manifest records about the run, from meta.runs and meta.settings (waiver file and hash)."""
     row = con.execute(
-        "select run_id, scope, source, as_of, status, tool_version, calendar_version from meta.runs where run_id = ?",
+        "select run_id, scope, source, as_of, status, tool_version, calendar_version, superseded_by, note"
+        " from meta.runs where run_id = ?",
         [run_id],
     ).fetchone()
     if row is None:
         raise ManifestError(f"run {run_id!r} is not in the ledger")
     waivers = dict(
         con.execute(
-            "select key, value from meta.settings where run_id = ? and key in ('waivers_file', 'waivers_sha256')",
+            "select key, value from meta.settings where run_id = ?"
+            " and key in ('waivers_file', 'waivers_sha256', 'prices_version')",
             [run_id],
         ).fetchall()
     )
@@ -82,6 +84,9 @@ def run_facts(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
         "calendar_version": row[6],
         "waiver_file": waivers.get("waivers_file"),
         "waiver_file_sha256": waivers.get("waivers_sha256"),
+        "run_superseded_by": row[7],
+        "run_note": row[8],
+        "run_price_table_version": waivers.get("prices_version"),
     }
 
 
@@ -121,7 +126,8 @@ def write_manifest(
         "language": settings.language,
         "timezone": settings.timezone,
         "owner": owner,
-        "price_table_version": prices_version(settings.project_root),
+        # the price table the run was registered with; runs from before it was recorded: this checkout's
+        "price_table_version": facts.get("run_price_table_version") or prices_version(settings.project_root),
         "files": listed,
     }
     path = folder / MANIFEST_NAME

@@ -155,33 +155,73 @@ def calendar_override(settings: Settings) -> Path | None:
     return settings.path(settings.calendar_override_path) if settings.calendar_override_path else None
 
 
-def start_run(settings: Settings, request: RunRequest) -> RunContext:
-    """Validate the request and register the run in the ledger as `running`."""
-    from hotpatch_audit.analyze import calendar_version
-    from hotpatch_audit.ledger import register_run
+def plan_run(settings: Settings, request: RunRequest) -> RunContext:
+    """Check everything a run needs before it is registered, and fix its id, scope and as-of time.
+
+    Scope, waiver file, as-of time (not in the future beyond a small skew, not before the calendar starts) and,
+    for a snapshot, the whole snapshot (its SHA256SUMS, manifest and every row's field types) are checked here:
+    bad input is refused with one line and leaves the ledger as it was.
+    """
+    from hotpatch_audit.snapshot_check import check_as_of
 
     scope = _scope_for(settings, request)
     waiver_file(settings)  # fail fast on a bad waiver file; audit_stage reads it again for the run
     as_of = request.as_of
-    if as_of is None and request.source == "snapshot":
-        snap_as_of = SnapshotSource(Path(request.snapshot_dir or settings.snapshot_dir or "")).as_of
-        as_of = datetime.fromisoformat(snap_as_of.replace("Z", "+00:00")) if snap_as_of else None
+    if as_of is not None and as_of.tzinfo is None:
+        as_of = as_of.replace(tzinfo=UTC)
+    snapshot_dir = request.snapshot_dir or settings.snapshot_dir
+    if request.source == "snapshot":
+        manifest = check_snapshot(settings, Path(snapshot_dir or ""))
+        snap_as_of = datetime.fromisoformat(str(manifest["as_of"]).replace("Z", "+00:00"))
+        if as_of is not None and as_of != snap_as_of:
+            raise ConfigError(f"--as-of {as_of:%Y-%m-%dT%H:%MZ} differs from the snapshot's as-of "
+                              f"{snap_as_of:%Y-%m-%dT%H:%MZ}: a snapshot is judged as of the time it was taken")
+        as_of = snap_as_of
     if as_of is None:
         as_of = datetime.now(UTC).replace(microsecond=0)
-    if as_of.tzinfo is None:
-        as_of = as_of.replace(tzinfo=UTC)
+    check_as_of(as_of, "--as-of", error=ConfigError)
     run_id = request.run_id or f"run-{as_of:%Y%m%dT%H%MZ}-{uuid.uuid4().hex[:8]}"
     work_dir = settings.path(settings.work_dir) / run_id
-    with _writer(settings, f"run {run_id}") as con:
+    return RunContext(run_id, request.source, scope.key(), as_of, snapshot_dir, work_dir)
+
+
+def check_snapshot(settings: Settings, directory: Path) -> dict[str, object]:
+    """The snapshot checked whole against its SHA256SUMS, its manifest and the raw tables' field types
+    (hotpatch_audit.snapshot_check); returns its manifest."""
+    from hotpatch_audit.ledger import raw_schema
+    from hotpatch_audit.snapshot_check import verify_snapshot
+
+    return verify_snapshot(directory, load_queries(settings.project_root), raw_schema(settings.project_root))
+
+
+def start_run(settings: Settings, request: RunRequest, planned: RunContext | None = None) -> RunContext:
+    """Register the run (planned with plan_run, or planned now) in the ledger as `running`."""
+    from hotpatch_audit.analyze import calendar_version
+    from hotpatch_audit.ledger import register_run
+    from hotpatch_audit.prices import prices_version
+
+    ctx = planned or plan_run(settings, request)
+    with _writer(settings, f"run {ctx.run_id}") as con:
         register_run(
-            con, run_id=run_id, scope=scope.key(), as_of=as_of, source=request.source,
+            con, run_id=ctx.run_id, scope=ctx.scope, as_of=ctx.as_of, source=request.source,
             tool_version=__version__,
             calendar_version=calendar_version(settings.project_root, calendar_override(settings)),
-            is_monthly=request.is_monthly, settings=settings.audit_rules(),
+            is_monthly=request.is_monthly,
+            settings={**settings.audit_rules(), "prices_version": prices_version(settings.project_root)},
         )
-    log.info("run %s registered: source=%s scope=%s as_of=%s", run_id, request.source, scope.key(), as_of)
-    return RunContext(run_id, request.source, scope.key(), as_of,
-                      request.snapshot_dir or settings.snapshot_dir, work_dir)
+    log.info("run %s registered: source=%s scope=%s as_of=%s", ctx.run_id, request.source, ctx.scope, ctx.as_of)
+    return ctx
+
+
+def run_turn(
+    settings: Settings, ctx: RunContext, on_wait: Callable[[str], None] | None = None
+) -> AbstractContextManager[None]:
+    """Held from registering a run to closing it: two runs of the same scope and as-of take turns (the second
+    waits, up to the lock timeout), so neither judges or replaces the other half-way."""
+    from hotpatch_audit.ledger import turn_lock
+
+    return turn_lock(settings.path(settings.ledger_path), f"{ctx.scope}|{ctx.as_of:%Y-%m-%dT%H:%M:%S}",
+                     timeout=settings.lock_timeout_seconds, on_wait=on_wait, holder=f"run {ctx.run_id}")
 
 
 def make_source(settings: Settings, ctx: RunContext) -> Source:
@@ -274,43 +314,76 @@ def render_stage(
     """Render the run's reports and exports from the ledger (read-only, waits while a writer is busy), then
     write SHA256SUMS and manifest.json last; return the paths written, manifest.json last.
 
-    With per_owner, also one report per owner under <out>/owners/<owner-slug>/, each with only that owner's
-    machines and findings and its own manifest; owner names are untrusted text, slugged for the path
-    (render.owner_slug) and escaped in the report. The folder's manifest lists every file, the owners' too,
-    and the files of snapshot_dir (a snapshot saved with the run; it must be inside the folder).
+    Everything is written to a new folder beside the target, which then takes the target's place whole
+    (files.replace_folder): a kill mid-render leaves the previous report as it was, never a mix of old and new
+    files. A target holding files the tool did not write is refused. With per_owner, also one report per owner
+    under <out>/owners/<owner-slug>/, each with only that owner's machines and findings and its own manifest;
+    owner names are untrusted text, slugged for the path (render.owner_slug) and escaped in the report. The
+    folder's manifest lists every file, the owners' too, and the files of the snapshot saved with the run
+    (snapshot_dir, or the folder's own snapshot/ of the same run on a re-render), copied into the folder.
     """
     from hotpatch_audit.duck import connect
-    from hotpatch_audit.files import SUMS_NAME
+    from hotpatch_audit.files import (
+        SUMS_NAME,
+        check_target_folder,
+        discard_folder,
+        replace_folder,
+        staging_folder,
+    )
     from hotpatch_audit.ledger import ledger_lock
     from hotpatch_audit.manifest import run_facts, write_manifest
     from hotpatch_audit.render import owner_slug, render_reports, run_owners
 
     ledger = settings.path(settings.ledger_path)
     target = out_dir or settings.path(settings.out_dir) / run_id
-    target.mkdir(parents=True, exist_ok=True)
+    check_target_folder(target, "report")
+    check_render_settings(settings)
     generated_at = datetime.now(UTC).replace(microsecond=0)
     refresh_definitions(settings)
-    with ledger_lock(ledger, exclusive=False, timeout=settings.lock_timeout_seconds):
-        con = connect(ledger, read_only=True, memory_limit=settings.duckdb_memory_limit)
+    stage = staging_folder(target)
+    try:
+        with ledger_lock(ledger, exclusive=False, timeout=settings.lock_timeout_seconds):
+            con = connect(ledger, read_only=True, memory_limit=settings.duckdb_memory_limit)
+            try:
+                facts = run_facts(con, run_id)
+            finally:
+                con.close()
+            written = render_reports(ledger, run_id, stage, settings=settings, formats=settings.formats,
+                                     generated_at=generated_at)
+            if per_owner:
+                for owner in run_owners(ledger, run_id, settings=settings):
+                    folder = stage / "owners" / owner_slug(owner)
+                    files = render_reports(ledger, run_id, folder, settings=settings, formats=settings.formats,
+                                           owner=owner, generated_at=generated_at)
+                    manifest = write_manifest(folder, files, facts=facts, settings=settings,
+                                              generated_at=generated_at, owner=owner)
+                    written += [*files, folder / SUMS_NAME, manifest]
+        snapshot = snapshot_dir or _saved_snapshot(target / "snapshot", facts)
+        snapshot_files = _copy_snapshot(snapshot, stage / "snapshot") if snapshot and snapshot.is_dir() else []
+        manifest = write_manifest(stage, [*written, *snapshot_files], facts=facts, settings=settings,
+                                  generated_at=generated_at)
+        replace_folder(stage, target)
+    except BaseException:
+        discard_folder(stage)
+        raise
+    return [target / p.relative_to(stage) for p in [*written, stage / SUMS_NAME, manifest]]
+
+
+def _copy_snapshot(source: Path, into: Path) -> list[Path]:
+    """Copy a snapshot folder's files (hard links where the file system allows) into a report being staged."""
+    import os
+    import shutil
+
+    copied = []
+    for path in sorted(p for p in source.rglob("*") if p.is_file()):
+        dest = into / path.relative_to(source)
+        dest.parent.mkdir(parents=True, exist_ok=True)
         try:
-            facts = run_facts(con, run_id)
-        finally:
-            con.close()
-        written = render_reports(ledger, run_id, target, settings=settings, formats=settings.formats,
-                                 generated_at=generated_at)
-        if per_owner:
-            for owner in run_owners(ledger, run_id, settings=settings):
-                folder = target / "owners" / owner_slug(owner)
-                files = render_reports(ledger, run_id, folder, settings=settings, formats=settings.formats,
-                                       owner=owner, generated_at=generated_at)
-                manifest = write_manifest(folder, files, facts=facts, settings=settings, generated_at=generated_at,
-                                          owner=owner)
-                written += [*files, folder / SUMS_NAME, manifest]
-    snapshot = snapshot_dir or _saved_snapshot(target / "snapshot", facts)
-    snapshot_files = sorted(p for p in snapshot.rglob("*") if p.is_file()) if snapshot and snapshot.is_dir() else []
-    manifest = write_manifest(target, [*written, *snapshot_files], facts=facts, settings=settings,
-                              generated_at=generated_at)
-    return [*written, target / SUMS_NAME, manifest]
+            os.link(path, dest)
+        except OSError:
+            shutil.copy2(path, dest)
+        copied.append(dest)
+    return copied
 
 
 def _saved_snapshot(directory: Path, facts: dict[str, object]) -> Path | None:
@@ -347,12 +420,30 @@ def refresh_definitions(settings: Settings) -> None:
         pass
 
 
+def describe_failure(error: BaseException) -> str:
+    """What a failed run records as its error: the signal for an interruption, else the exception's type and
+    first line."""
+    from hotpatch_audit.errors import RunInterrupted
+
+    if isinstance(error, KeyboardInterrupt):
+        return "interrupted by SIGINT (Ctrl-C)"
+    if isinstance(error, RunInterrupted):
+        return f"interrupted by {error}"
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}".rstrip(": ")
+
+
 def fail_run(settings: Settings, ctx: RunContext, error: BaseException) -> None:
-    """Mark the run failed (its rows dropped); the previous good data stays."""
+    """Mark the run failed (its rows dropped, its first error kept); the previous good data stays. When even that
+    cannot be written (disk full, ledger gone), the run stays `running` and the next run marks it abandoned: the
+    failure is logged here and the caller raises the original error."""
     from hotpatch_audit.ledger import fail_run as _fail
 
-    with _writer(settings, f"run {ctx.run_id} (fail)") as con:
-        _fail(con, ctx.run_id, f"{type(error).__name__}: {error}")
+    try:
+        with _writer(settings, f"run {ctx.run_id} (fail)") as con:
+            _fail(con, ctx.run_id, describe_failure(error))
+    except Exception as exc:  # noqa: BLE001 - the original error is the one to report
+        log.error("could not mark run %s failed: %s", ctx.run_id, exc)
 
 
 def run_audit(
@@ -362,32 +453,64 @@ def run_audit(
 ) -> RunOutcome:
     """One audit end to end without Prefect: extract → load → audit → render (per owner too with per_owner).
 
-    With save_snapshot, the extracted pages are kept as <report folder>/snapshot/ (a snapshot directory that
-    `run --source snapshot` can read again) and listed in the folder's manifest.
+    Everything is checked before the run is registered (plan_run), and the report folder too when it will be
+    written; runs of the same scope and as-of take turns (run_turn). Any failure or interruption (Ctrl-C,
+    SIGTERM as RunInterrupted) marks the run failed with its cause and re-raises. With save_snapshot, the
+    extracted pages are kept as <report folder>/snapshot/ (a snapshot directory that `run --source snapshot`
+    can read again) and listed in the folder's manifest.
     """
+    from hotpatch_audit.files import check_target_folder
+
     reading = request.snapshot_dir or settings.snapshot_dir
     if save_snapshot and out_dir and reading and (out_dir / "snapshot").resolve() == Path(reading).resolve():
         raise ConfigError(f"--save-snapshot would overwrite the snapshot being read ({reading}); use another --out")
-    ctx = start_run(settings, request)
-    note = on_stage or (lambda _s: None)
+    ctx = plan_run(settings, request)
     target = out_dir or settings.path(settings.out_dir) / ctx.run_id
-    snapshot_dir = target / "snapshot" if save_snapshot else None
-    try:
-        note("extract")
-        extracted = extract_stage(settings, ctx, on_page=on_page, save_dir=snapshot_dir)
-        note("load")
-        load_stage(settings, ctx, extracted)
-        note("audit")
-        status, findings = audit_stage(settings, ctx, extracted.complete)
-    except (HotpatchAuditError, OSError, Exception) as exc:  # noqa: BLE001 - recorded, then re-raised
-        fail_run(settings, ctx, exc)
-        raise
+    if render:
+        check_target_folder(target, "report")
+        check_render_settings(settings)
+    note = on_stage or (lambda _s: None)
+    with run_turn(settings, ctx, on_wait=note):
+        start_run(settings, request, ctx)
+        try:
+            note("extract")
+            extracted = extract_stage(settings, ctx, on_page=on_page)
+            note("load")
+            load_stage(settings, ctx, extracted)
+            note("audit")
+            status, findings = audit_stage(settings, ctx, extracted.complete)
+        except BaseException as exc:
+            fail_run(settings, ctx, exc)
+            raise
     outcome = RunOutcome(ctx.run_id, status, findings,
                          exit_code=EXIT_OK if status == "succeeded" else EXIT_INCOMPLETE)
     if extracted.errors:
         outcome.error = "; ".join(f"{k}: {v}" for k, v in extracted.errors.items())
+    if status == "superseded":
+        outcome.error = "; ".join(x for x in (outcome.error, run_note(settings, ctx.run_id)) if x)
     if render:
         note("render")
-        outcome.report_paths = render_stage(settings, ctx.run_id, target, snapshot_dir=snapshot_dir,
+        outcome.report_paths = render_stage(settings, ctx.run_id, target,
+                                            snapshot_dir=extracted.snapshot_dir if save_snapshot else None,
                                             per_owner=per_owner)
     return outcome
+
+
+def check_render_settings(settings: Settings) -> None:
+    """What rendering will need, checked before a run is registered: the time zone of the reports."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(settings.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"time zone {settings.timezone!r} is not an IANA zone name (e.g. UTC, Asia/Tokyo)") from None
+
+
+def run_note(settings: Settings, run_id: str) -> str | None:
+    """The run's note from the ledger (e.g. that it was kept beside a more complete run)."""
+    from hotpatch_audit.ledger import open_reader
+
+    with open_reader(settings.path(settings.ledger_path), timeout=settings.lock_timeout_seconds,
+                     memory_limit=settings.duckdb_memory_limit) as con:
+        row = con.execute("SELECT note FROM meta.runs WHERE run_id = ?", [run_id]).fetchone()
+    return str(row[0]) if row and row[0] else None

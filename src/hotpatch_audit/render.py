@@ -587,7 +587,9 @@ def _context(
         summary=data.summary,
         groups=_cut_groups(data.groups, _group_cap(medium, settings), settings.language),
         author=settings.report_author,
-        prices_version=prices_version(settings.project_root),
+        # the price table the run was registered with (meta.settings prices_version), else this checkout's
+        prices_version=next((str(r["value"]) for r in data.settings_used if r["key"] == "prices_version"),
+                            prices_version(settings.project_root)),
     )
 
 
