@@ -196,3 +196,21 @@ def test_a_superseded_run_renders_saying_which_run_is_of_record(settings: Settin
     assert "superseded" in html and "kept beside run complete" in html
     manifest = json.loads((out / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["run_status"] == "superseded" and manifest["run_superseded_by"] == "complete"
+
+
+def test_a_swap_cut_between_its_two_renames_is_put_back_by_the_next_writer(tmp_path: Path) -> None:
+    """Where no atomic exchange exists, a kill between 'target -> .old' and 'stage -> target' leaves the old
+    report aside; the next write beside it moves it back, and removes a dead writer's half-written folder."""
+    from hotpatch_audit.files import staging_folder
+
+    reports = tmp_path / "reports"
+    dead = 2**22 + 12345  # above the default pid_max: no such process
+    old = reports / f".good.old-{dead}-abcdef"
+    old.mkdir(parents=True)
+    (old / "audit.html").write_text("the filed report", encoding="utf-8")
+    partial = reports / f".good.partial-{dead}-123456"
+    partial.mkdir()
+    (partial / "audit.html").write_text("half written", encoding="utf-8")
+    stage = staging_folder(reports / "other")
+    assert (reports / "good" / "audit.html").read_text(encoding="utf-8") == "the filed report"
+    assert sorted(p.name for p in reports.iterdir()) == sorted(["good", stage.name])

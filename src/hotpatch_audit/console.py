@@ -78,7 +78,8 @@ def describe(exc: BaseException) -> str:
         return (f"DuckDB ran out of memory: {one_line(exc, 300)} (raise HOTPATCH_AUDIT_DUCKDB_MEMORY_LIMIT, "
                 "or check the input for oversized values)")
     if isinstance(exc, duckdb.Error):
-        return f"DuckDB: {one_line(exc, 400)}"
+        full = "No space left on device" in str(exc)
+        return f"DuckDB: {one_line(exc, 400)}" + (" (the disk is full: free space, then run again)" if full else "")
     return f"unexpected {type(exc).__name__}: {one_line(exc, 400)}"
 
 

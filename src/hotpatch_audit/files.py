@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
@@ -109,21 +110,86 @@ def check_target_folder(folder: Path, what: str) -> None:
         )
 
 
+_LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old)-(?P<pid>\d+)-[0-9a-f]{6}$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover_leftovers(parent: Path) -> list[str]:
+    """Tidy what a killed writer left in parent: a folder it had moved aside (`.NAME.old-PID-*`) goes back
+    to NAME when NAME is missing (the swap was cut between its two renames), every other leftover of a dead
+    process (`.NAME.partial-PID-*`, a superfluous `.old`) is removed. Folders of live processes are left."""
+    import shutil
+
+    done = []
+    if not parent.is_dir():
+        return done
+    for entry in sorted(parent.iterdir()):
+        match = _LEFTOVER.match(entry.name)
+        if not match or not entry.is_dir() or _alive(int(match["pid"])):
+            continue
+        target = parent / match["name"]
+        if match["kind"] == "old" and not target.exists():
+            os.replace(entry, target)
+            done.append(f"restored {target}")
+        else:
+            shutil.rmtree(entry, ignore_errors=True)
+            done.append(f"removed {entry}")
+    return done
+
+
 def staging_folder(target: Path) -> Path:
-    """A new, empty folder beside target to write into before replace_folder() moves it into place."""
+    """A new, empty folder beside target to write into before replace_folder() moves it into place (after
+    recovering what an earlier, killed writer left beside it)."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    recover_leftovers(target.parent)
     stage = target.with_name(f".{target.name}.partial-{os.getpid()}-{os.urandom(3).hex()}")
     stage.mkdir()
     return stage
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where that is not available."""
+    import ctypes
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        renameat2 = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    result = renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange)
+    if result == 0:
+        return True
+    errno = ctypes.get_errno()
+    if errno in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: the file system or kernel cannot; fall back
+        return False
+    raise OSError(errno, os.strerror(errno), str(b))
+
+
 def replace_folder(stage: Path, target: Path) -> None:
-    """Move a finished staging folder into place. An existing target (checked with check_target_folder) is renamed
-    aside first and removed after the move, so target is always either the old folder or the new one, whole."""
+    """Move a finished staging folder into place. An existing target (checked with check_target_folder) is
+    swapped with it in one atomic step where the system allows (Linux), else renamed aside first and moved
+    back by the next writer if a kill cuts between the two renames (recover_leftovers); either way target is
+    always the old folder or the new one, whole."""
     import shutil
 
     if not target.exists():
         os.replace(stage, target)
+        return
+    if _exchange(stage, target):
+        shutil.rmtree(stage, ignore_errors=True)  # now holds the old folder
         return
     old = target.with_name(f".{target.name}.old-{os.getpid()}-{os.urandom(3).hex()}")
     os.replace(target, old)

@@ -269,7 +269,8 @@ def rollback(con: duckdb.DuckDBPyConnection) -> None:
     try:
         con.execute("ROLLBACK")
     except duckdb.Error as exc:
-        log.warning("rollback failed as well: %s", exc)
+        # after a failed COMMIT DuckDB has already ended the transaction: nothing to roll back
+        log.debug("rollback: %s", exc)
 
 
 def _alive(pid: int | None) -> bool:
