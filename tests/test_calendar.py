@@ -227,3 +227,72 @@ def test_cli_calendar_help_has_an_example(args: list[str]) -> None:
     result = _cli(*args, "--help")
     assert result.exit_code == 0
     assert "Example: hotpatch-audit calendar" + (" check" if args else "") in " ".join(result.output.split())
+
+
+# --- strictness: every cell is checked, the file itself too -----------------------------------------
+
+ROW = "ws2025,2026-12,hotpatch,KB5999999,26100.33600,2026-12-08,all,no_reboot,,,Update history,https://x,true,\n"
+OOB = "ws2025,2026-10,oob_lcu,KB5070773,26100.6901,2026-10-20,all,off_track,2026-11..2026-12,,RI,https://x,true,\n"
+
+
+@pytest.mark.parametrize("rows, message", [
+    (ROW.replace("KB5999999", "KB12"), "field kb: 'KB12' is not KB and 6 to 8 digits"),
+    (ROW.replace("KB5999999", "5999999"), "field kb: '5999999' is not KB and 6 to 8 digits"),
+    (ROW.replace("26100.33600", "26100"), "field os_build: '26100' is not build.ubr"),
+    (ROW.replace("26100.33600", "26100.3\u00b2"), "field os_build: '26100.3\u00b2' is not build.ubr"),
+    (ROW.replace("26100.33600", "20348.33600"), "field os_build: 20348.33600 is not a ws2025 build (26100.x)"),
+    (ROW.replace("2026-12-08", "2026-02-30"), "field release_date: '2026-02-30' is not YYYY-MM-DD"),
+    (ROW.replace("2026-12-08", "20261208"), "field release_date: '20261208' is not YYYY-MM-DD"),
+    (ROW.replace("2026-12-08", "2026-11-10"), "field release_date: 2026-11-10 is not in the release's month 2026-12"),
+    (OOB.replace("2026-10-20", "2027-01-05"), "field release_date: 2027-01-05 is neither in the event's month"),
+    (ROW.replace("2026-12", "1926-12"), "field month: 1926-12 is outside 2020 to 2099"),
+    (ROW.replace("2026-12,", "2026-12-08,", 1), "field month: '2026-12-08' is not YYYY-MM"),
+    (ROW.replace(",all,", ",everyone,"), "field applies_to: 'everyone' is not one of all, arc, azure"),
+    (ROW.replace("no_reboot", "off_track"), "field effect: 'off_track' is not one of no_reboot, reboot (for kind hotpatch)"),
+    (OOB.replace("2026-11..2026-12", "2026-12..2026-11"), "field months_lost: '2026-12..2026-11' is not FIRST..LAST"),
+    (OOB.replace("2026-11..2026-12", "2026-09..2026-12"), "field months_lost: 2026-09..2026-12 does not start after"),
+    (ROW.replace("https://x", "javascript:alert(1)"), "field source_url: 'javascript:alert(1)' is not an http(s) URL"),
+    (ROW.replace("\n", ",surplus\n"), ":2 (ws2025 2026-12 hotpatch): 15 fields, the header has 14"),
+    (ROW.replace(",,Update history,https://x,true,", ""), ":2 (ws2025 2026-12 hotpatch): 9 fields, the header has 14"),
+    (ROW.replace("Update history", "x" * 2001), "field source: longer than 2,000 characters"),
+    (OOB + OOB.replace("KB5070773", "kb5070773"), "field kb: 'kb5070773'"),
+])
+def test_validator_checks_every_cell(tmp_path: Path, rows: str, message: str) -> None:
+    path = tmp_path / "calendar.csv"
+    path.write_text(HEADER + rows, encoding="utf-8")
+    problems = validate_calendar(path)
+    assert any(p.startswith(f"{path}:") and message in p for p in problems), problems
+
+
+@pytest.mark.parametrize("content, message", [
+    ((HEADER + ROW.replace("Update history", "Mise \u00e0 jour")).encode("latin-1"), ":2: not UTF-8 text (byte 0xe0)"),
+    (HEADER.replace("notes", "kb").encode(), ":1: column 'kb' appears 2 times"),
+    (HEADER.replace("notes", "notes,comment").encode(), ":1: unknown column 'comment'"),
+    (b"", ":1: no header line (expected the columns track,month,kind"),
+    ((HEADER + 'ws2025,2026-12,"hotpatch\n').encode(), ": not valid CSV"),
+])
+def test_validator_checks_the_file(tmp_path: Path, content: bytes, message: str) -> None:
+    path = tmp_path / "calendar.csv"
+    path.write_bytes(content)
+    problems = validate_calendar(path)
+    assert any(p.startswith(str(path)) and message in p for p in problems), problems
+
+
+def test_the_shipped_file_is_what_the_strict_rules_expect() -> None:
+    assert validate_calendar(CALENDAR) == []
+    assert all(r.get("kb") == "" or r.get("kb").startswith("KB") for r in calendar_rows(ROOT))
+
+
+def test_a_refused_override_is_one_line_naming_each_problem(tmp_path: Path) -> None:
+    rows = "".join(ROW.replace("2026-12", f"2027-{m:02d}").replace("KB5999999", "KB1") for m in range(1, 13))
+    with pytest.raises(ConfigError) as info:
+        calendar_rows(ROOT, _override(tmp_path, rows))
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith(f"calendar override {tmp_path / 'override.csv'} refused: {tmp_path / 'override.csv'}:2 ")
+    assert message.endswith("; and 2 more problem(s)")
+    assert message.count("field kb") == 10
+    newline = _override(tmp_path, ROW.replace("ws2025", '"ws\n2025"'))
+    with pytest.raises(ConfigError, match=r"unknown track 'ws\\n2025'") as info:
+        calendar_rows(ROOT, newline)
+    assert "\n" not in str(info.value)

@@ -177,6 +177,63 @@ def test_duplicate_machine_and_time_is_refused(tmp_path: Path) -> None:
         read_facts_file(bad)
 
 
+_ROW = {"machine_id": f"{ARC}/a", "collected_at": "2026-11-20T06:15:00Z", "VirtualizationBasedSecurityStatus": 1}
+
+
+@pytest.mark.parametrize(("name", "content", "message"), [
+    ("nan.json", json.dumps([_ROW]).replace(": 1}", ": NaN}"), "line 1: NaN is not a JSON number"),
+    ("inf.ndjson", json.dumps(_ROW).replace(": 1}", ": -Infinity}"), "line 1: -Infinity is not a JSON number"),
+    ("dup.json", "[\n" + json.dumps(_ROW) + ",\n" + json.dumps(_ROW)[:-1] + ', "machine_id": "x"}]',
+     "line 3: field machine_id: the key appears twice in one object"),
+    ("deep.json", "[" * 50_000 + "]" * 50_000, "line 1: not valid JSON (nested too deeply)"),
+    ("deep.ndjson", '{"a":' * 50_000 + "1" + "}" * 50_000, "line 1: not valid JSON (nested too deeply)"),
+    ("digits.json", json.dumps([_ROW]).replace(": 1}", ": " + "1" * 5000 + "}"), "line 1: not valid JSON (Exceeds"),
+    ("huge.json", json.dumps([_ROW | {"machine_id": f"{ARC}/" + "a" * 10_000_000}]),
+     "line 1: field machine_id: 10,000,117 characters, at most 2,048"),
+    ("huge.csv", f"machine_id,collected_at\n{ARC}/{'a' * 200_000},2026-11-20T06:15:00Z\n",
+     "line 2: not valid CSV (field larger than field limit"),
+    ("feb30.csv", f"machine_id,collected_at\n{ARC}/a,2026-02-30T06:15:00Z\n",
+     "line 2: field collected_at: '2026-02-30T06:15:00Z' is not an ISO 8601 time"),
+    ("future.csv", f"machine_id,collected_at\n{ARC}/a,2099-01-01T00:00:00Z\n",
+     "line 2: field collected_at: '2099-01-01T00:00:00Z' is in the future"),
+    ("epoch.csv", f"machine_id,collected_at\n{ARC}/a,1970-01-01T00:00:00Z\n",
+     "line 2: field collected_at: '1970-01-01T00:00:00Z' is before 2000"),
+    ("trailing.ndjson", json.dumps(_ROW) + " {}\n", "line 1: not valid JSON (text after the object"),
+    ("newline-key.json", json.dumps([_ROW | {"Wsl\n2": 1}]), "line 1: field Wsl\\n2: unknown column"),
+    ("empty.csv", "", "no rows"),
+    ("header-only.csv", "machine_id,collected_at\n", "no rows"),
+    ("empty.json", "[]", "no rows"),
+])
+def test_refusals_are_one_line_naming_file_and_line(tmp_path: Path, name: str, content: str, message: str) -> None:
+    bad = tmp_path / name
+    bad.write_text(content, encoding="utf-8")
+    with pytest.raises(FactsFileError) as info:
+        read_facts_file(bad)
+    assert str(info.value).startswith(f"{bad}: {message}"), str(info.value)[:300]
+    assert "\n" not in str(info.value) and len(str(info.value)) < 2000
+
+
+def test_a_non_utf8_file_names_the_line(tmp_path: Path) -> None:
+    bad = tmp_path / "facts.csv"
+    bad.write_bytes(f"machine_id,collected_at\n{ARC}/caf\u00e9,2026-11-20T06:15:00Z\n".encode("latin-1"))
+    with pytest.raises(FactsFileError, match=r"facts.csv: line 2: not UTF-8 text"):
+        read_facts_file(bad)
+
+
+def test_many_problems_are_one_line_and_all_kept(tmp_path: Path) -> None:
+    lines = ["machine_id,collected_at,VirtualizationBasedSecurityStatus"]
+    lines += [f"{ARC}/m{i},2026-11-20T06:15:00Z,7" for i in range(30)]
+    bad = tmp_path / "facts.csv"
+    bad.write_text("\n".join(lines) + "\n")
+    with pytest.raises(FactsFileError) as info:
+        read_facts_file(bad)
+    message = str(info.value)
+    assert "\n" not in message and len(info.value.problems) == 30
+    assert message.startswith(f"{bad}: line 2: field VirtualizationBasedSecurityStatus: '7' is not one of 0, 1, 2; "
+                              "line 3: field VirtualizationBasedSecurityStatus")
+    assert message.count(str(bad)) == 1 and message.endswith("; and 10 more problem(s)")
+
+
 def test_cli_exit_codes(gf_settings: Settings) -> None:
     import typer
 

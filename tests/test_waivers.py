@@ -26,9 +26,16 @@ GOOD = {
 }
 
 
+class _Dumper(yaml.SafeDumper):
+    """Writes shared objects out in full: waiver files refuse aliases."""
+
+    def ignore_aliases(self, data: object) -> bool:
+        return True
+
+
 def _write(tmp_path: Path, waivers: object) -> Path:
     path = tmp_path / "waivers.yaml"
-    path.write_text(yaml.safe_dump(waivers), encoding="utf-8")
+    path.write_text(yaml.dump(waivers, Dumper=_Dumper), encoding="utf-8")
     return path
 
 
@@ -43,16 +50,30 @@ def test_a_valid_file_loads_with_its_hash_and_an_expired_waiver_is_not_an_error(
 
 
 @pytest.mark.parametrize(("change", "field", "waiver"), [
-    ({"audit": "wsus"}, "field audit", "'W1' (#1)"),
-    ({"code": "wsus_confirmed"}, "field code", "'W1' (#1)"),
-    ({"code": "*"}, "field code", "'W1' (#1)"),
-    ({"expires": "2026-02-30"}, "field expires", "'W1' (#1)"),
-    ({"approver": None}, "field approver", "'W1' (#1)"),
-    ({"scope": {"resource_group": "rg-only"}}, "field scope.resource_group", "'W1' (#1)"),
-    ({"scope": {"machine_id": "a", "subscription_id": "b"}}, "field scope", "'W1' (#1)"),
-    ({"months": ["2025-9"]}, "field months", "'W1' (#1)"),
-    ({"expiry": "2027-01-01"}, "unknown field(s) expiry", "'W1' (#1)"),
-    ({"id": None}, "field id", "#1"),
+    ({"audit": "wsus"}, "field audit", "'W1' (#1, line 1)"),
+    ({"code": "wsus_confirmed"}, "field code", "'W1' (#1, line 1)"),
+    ({"code": "*"}, "field code", "'W1' (#1, line 1)"),
+    ({"expires": "2026-02-30"}, "field expires", "'W1' (#1, line 1)"),
+    ({"approver": None}, "field approver", "'W1' (#1, line 1)"),
+    ({"scope": {"resource_group": "rg-only"}}, "field scope.resource_group", "'W1' (#1, line 1)"),
+    ({"scope": {"machine_id": "a", "subscription_id": "b"}}, "field scope", "'W1' (#1, line 1)"),
+    ({"months": ["2025-9"]}, "field months", "'W1' (#1, line 1)"),
+    ({"months": ["2025-09", "2025-09"]}, "field months: a month is listed twice", "'W1' (#1, line 1)"),
+    ({"expiry": "2027-01-01"}, "unknown field(s) expiry", "'W1' (#1, line 1)"),
+    ({"id": None}, "field id", "(#1, line 1)"),
+    # wrong types and values a typo or a copy-paste produces
+    ({"audit": ["vbs_blockers"]}, "field audit: unknown audit ['vbs_blockers']", "'W1' (#1, line 1)"),
+    ({"code": {"VBS_UNKNOWN": 1}}, "field code", "'W1' (#1, line 1)"),
+    ({"id": 42}, "field id is missing or not text", "42 (#1, line 1)"),
+    ({"justification": "   "}, "fields justification and approver must be non-empty text", "'W1' (#1, line 1)"),
+    ({"approver": ["alice", "bob"]}, "fields justification and approver", "'W1' (#1, line 1)"),
+    ({"approver": "alice\x1b[2J"}, "field approver: 'alice\\x1b[2J' holds control characters", "'W1' (#1, line 1)"),
+    ({"id": "W" * 101}, "field id: 101 characters, at most 100", "'WWWW"),
+    ({"expires": 20270131}, "field expires: 20270131 is not a date", "'W1' (#1, line 1)"),
+    ({"expires": "20270131"}, "field expires: '20270131' is not a date", "'W1' (#1, line 1)"),
+    ({"expires": "31.01.2027"}, "field expires: '31.01.2027' is not a date", "'W1' (#1, line 1)"),
+    ({"expires": "2999-12-31"}, "field expires: 2999-12-31 is outside 2000-01-01 to 2099-12-31", "'W1' (#1, line 1)"),
+    ({"expires": datetime(2027, 1, 31, 10, 0)}, "field expires: 2027-01-31 10:00:00 is a time", "'W1' (#1, line 1)"),
 ])
 def test_validation_errors_name_the_file_the_waiver_and_the_field(
     tmp_path: Path, change: dict[str, object], field: str, waiver: str
@@ -67,9 +88,71 @@ def test_validation_errors_name_the_file_the_waiver_and_the_field(
 
 def test_a_duplicate_id_names_both_waivers(tmp_path: Path) -> None:
     path = _write(tmp_path, [GOOD, GOOD | {"code": "VBS_NOT_RUNNING"}])
-    with pytest.raises(ConfigError, match=re.escape(f"{path}: waiver 'W1' (#2): field id: duplicate id 'W1'")) as err:
+    with pytest.raises(ConfigError, match=re.escape(f"{path}: waiver 'W1' (#2, line 9): field id: duplicate id 'W1'")) as err:
         load_waivers(path)
     assert "#1" in str(err.value)
+
+
+GOOD_YAML = """waivers:
+  - id: W1
+    audit: vbs_blockers
+    code: VBS_UNKNOWN
+    scope: {subscription_id: 00000000-0000-0000-0000-000000000001}
+    justification: Guest configuration rolls out in Q1.
+    approver: patch-board
+    expires: 2027-01-31
+"""
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    # PyYAML keeps the last of two equal keys: a second `code:` or `expires:` would pass review unseen
+    (GOOD_YAML + "    expires: 2099-12-31\n", ":9: duplicate key 'expires' (first on line 8)"),
+    ("waivers: [{id: a, id: b}]\n", ":1: duplicate key 'id' (first on line 1)"),
+    ("waivers: []\nwaivers: []\n", ":2: duplicate key 'waivers'"),
+    # PyYAML raises a bare ValueError for an impossible date
+    (GOOD_YAML.replace("2027-01-31", "2026-02-30"), ":8: '2026-02-30' is not a date (YYYY-MM-DD)"),
+    (GOOD_YAML.replace("2027-01-31", "!!timestamp soon"), ":8: 'soon' is not a date"),
+    # aliases (billion laughs) and merge keys
+    ("a: &a [x, x, x]\nb: &b [*a, *a, *a]\nwaivers: []\n", ":2: alias *a: anchors and aliases are not allowed"),
+    (GOOD_YAML + "    <<: {months: ['2026-01']}\n", ":9: merge keys (<<) are not allowed"),
+    ("[" * 100 + "]" * 100, ":1: nested deeper than 10 levels"),
+    # not the shape the format describes
+    ("just a sentence\n", ": expected a list of waivers (or a mapping with the key waivers), not str"),
+    ("{id: W1}\n", ": expected a list of waivers (or a mapping with the key waivers), not dict"),
+    (GOOD_YAML + "owner: me\n", ": unknown top-level key(s) 'owner'"),
+    (GOOD_YAML + "---\n" + GOOD_YAML, ":9: not valid YAML (expected a single document in the stream"),
+    ("waivers:\n  - id: [\n", ":3: not valid YAML (while parsing a flow node"),
+    ("waivers:\n\t- id: W1\n", ":2: not valid YAML ("),
+    (GOOD_YAML.replace("2027-01-31", "!!python/object/apply:os.system [true]"), ":8: not valid YAML (could not determine a constructor"),
+    ("waivers:\n  - W1\n", ": waiver (#1, line 2): expected a mapping"),
+])
+def test_yaml_the_format_refuses_is_named_by_file_and_line(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "waivers.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_waivers(path)
+    assert str(err.value).startswith(f"{path}{message}"), str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_the_file_itself_must_be_readable_utf8_and_small(tmp_path: Path) -> None:
+    latin = tmp_path / "latin1.yaml"
+    latin.write_bytes(GOOD_YAML.replace("patch-board", "Jos\u00e9").encode("latin-1"))
+    with pytest.raises(ConfigError, match=re.escape(f"{latin}:7: not UTF-8 text (byte 0xe9)")):
+        load_waivers(latin)
+    huge = tmp_path / "huge.yaml"
+    huge.write_bytes(b"# padding\n" * 600_000)
+    with pytest.raises(ConfigError, match="a waiver file may hold at most 5,242,880"):
+        load_waivers(huge)
+    with pytest.raises(ConfigError, match="cannot read the waiver file"):
+        load_waivers(tmp_path)
+
+
+def test_an_empty_file_holds_no_waivers(tmp_path: Path) -> None:
+    for text in ("", "# none yet\n", "waivers:\n", "waivers: []\n", "[]\n"):
+        path = tmp_path / "waivers.yaml"
+        path.write_text(text, encoding="utf-8")
+        assert load_waivers(path).waivers == ()
 
 
 def test_every_listed_code_is_a_literal_of_the_audit_sql() -> None:

@@ -8,13 +8,11 @@ module does not import cli.py.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
-from hotpatch_audit.config import Settings
-from hotpatch_audit.console import err, guard
-from hotpatch_audit.errors import ConfigError
+from hotpatch_audit.console import err, guard, settings_from
 from hotpatch_audit.guest_facts import import_facts_file, read_facts_file
 from hotpatch_audit.pipeline import EXIT_OK
 
@@ -43,11 +41,7 @@ def import_facts(
         facts = read_facts_file(file)
         err.print(f"{file}: {len(facts.rows):,} valid rows ({facts.fmt})", highlight=False)
         raise typer.Exit(EXIT_OK)
-    try:
-        overrides: dict[str, Any] = {"ledger_path": ledger} if ledger is not None else {}
-        settings = Settings(**overrides)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
+    settings = settings_from(ledger_path=ledger)  # a bad setting: one line naming it, exit 2
     result = import_facts_file(settings, file, on_wait=lambda msg: err.print(msg, highlight=False))
     if result.already_imported:
         err.print(f"{file}: already imported on {result.imported_at:%Y-%m-%d %H:%M} UTC "

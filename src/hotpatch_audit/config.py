@@ -2,13 +2,56 @@
 
 from __future__ import annotations
 
+import functools
+import re
+import zoneinfo
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+MIN_MEMORY_BYTES = 64 * 1000**2  # DuckDB cannot audit even a small fleet in less
+_UNITS = {"kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
+          "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
+_SIZE = re.compile(r"(\d+(?:\.\d+)?) ?([kmgt]i?b)", re.IGNORECASE | re.ASCII)
+_PERCENT = re.compile(r"(\d+(?:\.\d+)?) ?%", re.ASCII)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_PATHS = ("project_root", "ledger_path", "out_dir", "work_dir", "snapshot_dir", "arg_ca_bundle",
+          "calendar_override_path", "waivers_path")
+
+
+@functools.cache
+def _zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def check_time_zone(name: str) -> str:
+    """An IANA time zone name zoneinfo can load (e.g. UTC, Europe/Berlin, Asia/Tokyo), else ValueError."""
+    if name not in _zones():
+        raise ValueError(f"{name[:60]!r} is not an IANA time zone name (e.g. UTC, Europe/Berlin, Asia/Tokyo)")
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise ValueError(f"time zone {name!r} cannot be loaded (is the tzdata package installed?)") from None
+    return name
+
+
+def check_memory_limit(text: str) -> str:
+    """A DuckDB memory limit: a size (512MB, 1GB, 1.5GiB; at least 64MB) or a share of RAM (1% to 100%)."""
+    if match := _PERCENT.fullmatch(text.strip()):
+        if not 1 <= float(match[1]) <= 100:
+            raise ValueError(f"{text!r}: a share of memory must be 1% to 100%")
+        return text
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"{text[:40]!r} is not a DuckDB memory size: a number and KB, MB, GB, TB (or KiB, MiB, "
+                         "GiB, TiB), e.g. 512MB, 4GB, or a share of RAM such as 80%")
+    if float(match[1]) * _UNITS[match[2].lower()] < MIN_MEMORY_BYTES:
+        raise ValueError(f"{text!r} is too little memory for DuckDB; give at least 64MB")
+    return text
 
 
 class Settings(BaseSettings):
@@ -38,23 +81,30 @@ class Settings(BaseSettings):
     arg_tenants: list[str] = Field(default_factory=list, description="Tenants to read, each as a whole tenant.")
     arg_batch_size: int = Field(100, description="Subscriptions per Resource Graph request.", ge=1, le=100)
     arg_max_workers: int = Field(4, description="Queries extracted concurrently (sharing one quota).", ge=1, le=16)
-    arg_max_attempts: int = Field(6, description="Attempts per page on 429, 5xx and connection errors.", ge=1)
-    arg_max_retry_seconds: float = Field(300.0, description="Longest total wait for one page's retries.")
-    arg_read_timeout: float = Field(60.0, description="Seconds to wait for a Resource Graph response.")
+    arg_max_attempts: int = Field(6, description="Attempts per page on 429, 5xx and connection errors.", ge=1,
+                                  le=100)
+    arg_max_retry_seconds: float = Field(300.0, description="Longest total wait for one page's retries.", gt=0,
+                                         le=86_400, allow_inf_nan=False)
+    arg_read_timeout: float = Field(60.0, description="Seconds to wait for a Resource Graph response.", gt=0,
+                                    le=3_600, allow_inf_nan=False)
     # Demo fleet
     demo_machines: int = Field(500, description="Machines in the demo fleet.", ge=1, le=200_000)
     demo_seed: int = Field(20251014, description="Seed of the demo fleet generator (same seed, same fleet).")
     # Audit rules (audits.md, Defaults)
-    grace_days: int = Field(14, description="Days after release before a missing hotpatch or baseline fails.")
-    assessment_stale_days: int = Field(7, description="An assessment older than this is stale.")
-    guest_facts_max_age_days: int = Field(30, description="Guest facts older than this count as missing.")
-    pending_max_days: int = Field(7, description="Hotpatch status Pending longer than this is a blocker.")
-    downtime_minutes_per_reboot: int = Field(15, description="Downtime counted per reboot avoided.")
-    period_months: int = Field(12, description="Reporting period: months up to and including the as-of month.")
+    grace_days: int = Field(14, description="Days after release before a missing hotpatch or baseline fails.",
+                            ge=0, le=366)
+    assessment_stale_days: int = Field(7, description="An assessment older than this is stale.", ge=0, le=366)
+    guest_facts_max_age_days: int = Field(30, description="Guest facts older than this count as missing.", ge=0,
+                                          le=366)
+    pending_max_days: int = Field(7, description="Hotpatch status Pending longer than this is a blocker.", ge=0,
+                                  le=366)
+    downtime_minutes_per_reboot: int = Field(15, description="Downtime counted per reboot avoided.", ge=0, le=1_440)
+    period_months: int = Field(12, description="Reporting period: months up to and including the as-of month.",
+                               ge=1, le=120)
     billing_cores: Literal["physical", "logical"] = Field("physical", description="Cores counted for Arc billing.")
     owner_tag: str = Field(
         "owner", description="Tag key naming a machine's owner (matched case-insensitively): on the machine, then "
-        "its resource group, then its subscription; else the subscription name.", min_length=1)
+        "its resource group, then its subscription; else the subscription name.", min_length=1, max_length=512)
     calendar_override_path: Path | None = Field(
         None, description="Local calendar CSV (same columns as data/release_calendar.csv) whose rows replace shipped "
         "rows of the same track and month (events: same track, month, kind, KB) or add new ones; validated, and "
@@ -69,21 +119,75 @@ class Settings(BaseSettings):
         "en", description="Report language of audit.html and audit.pdf (docs/i18n.md); exports stay English."
     )
     page_size: Literal["A4", "Letter"] = Field("A4", description="PDF page size.")
-    pdf_top_n: int = Field(50, description="Machines listed per PDF section (the CSV has all).", ge=1)
+    pdf_top_n: int = Field(50, description="Machines listed per PDF section (the CSV has all).", ge=1, le=10_000)
     pdf_group_top_n: int = Field(
         10, description="Findings listed per owner and per subscription in the PDF's Owners and subscriptions "
         "section (at most pdf_top_n; audit.html lists up to 100 each, the CSV has all). Each row costs the PDF "
-        "render about 40 ms.", ge=1)
+        "render about 40 ms.", ge=1, le=1_000)
     formats: list[Literal["html", "pdf", "csv", "parquet"]] = Field(
         default_factory=lambda: ["html", "pdf", "csv", "parquet"],  # type: ignore[arg-type]
         description="Report formats to write: html, pdf, and the analyst exports (findings and machine-months) as csv "
-        "and parquet (docs/exports.md)."
+        "and parquet (docs/exports.md).", min_length=1
     )
     report_author: str = Field(
         "hotpatch-audit", description="Author of the reports: the PDF's /Author and the HTML's author meta tag, "
-        "e.g. your team's name.", min_length=1)
-    duckdb_memory_limit: str = Field("1GB", description="Memory DuckDB may use per connection before spilling to disk.")
-    lock_timeout_seconds: float = Field(600.0, description="How long a writer waits for the ledger lock.")
+        "e.g. your team's name.", min_length=1, max_length=200)
+    duckdb_memory_limit: str = Field(
+        "1GB", description="Memory DuckDB may use per connection before spilling to disk: a size (512MB, 4GB, "
+        "at least 64MB) or a share of RAM (80%).")
+    lock_timeout_seconds: float = Field(600.0, description="How long a writer waits for the ledger lock.", gt=0,
+                                        le=86_400, allow_inf_nan=False)
+
+    @field_validator(*_PATHS, mode="before")
+    @classmethod
+    def _path_text(cls, value: object) -> object:
+        """Paths are refused when empty or holding NUL or other control characters."""
+        if isinstance(value, str | Path):
+            text = str(value)
+            if not text.strip():
+                raise ValueError("an empty path (unset the variable instead)")
+            if _CONTROL.search(text):
+                raise ValueError(f"{text[:60]!r} holds a control character (NUL, newline, ...)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _time_zone(cls, value: str) -> str:
+        return check_time_zone(value)
+
+    @field_validator("duckdb_memory_limit")
+    @classmethod
+    def _memory_limit(cls, value: str) -> str:
+        return check_memory_limit(value)
+
+    @field_validator("owner_tag", "report_author")
+    @classmethod
+    def _one_line_text(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must not be blank")
+        if _CONTROL.search(value):
+            raise ValueError(f"{value[:60]!r} holds a control character")
+        return value
+
+    @field_validator("arg_endpoint")
+    @classmethod
+    def _endpoint(cls, value: str | None) -> str | None:
+        """An https URL without credentials, query or fragment (as hotpatch_audit.arg.check_endpoint)."""
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme != "https" or not parts.hostname or _CONTROL.search(value) or " " in value:
+            raise ValueError(f"{value[:80]!r} is not an https:// URL")
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ValueError("the endpoint must not carry credentials, a query or a fragment")
+        return value
+
+    @field_validator("arg_ca_bundle")
+    @classmethod
+    def _ca_bundle(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"{str(value)[:120]!r} is not a file (a PEM CA bundle)")
+        return value
 
     def path(self, p: Path) -> Path:
         """Resolve a relative setting path against the current directory."""

@@ -17,7 +17,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -29,6 +29,24 @@ from hotpatch_audit.errors import ConfigError, LedgerError
 from hotpatch_audit.ledger import open_writer
 
 MAX_ERRORS_SHOWN = 20
+MAX_FILE_BYTES = 1024**3  # a guest-facts file is one row per machine and collection; larger: split it
+MAX_VALUE_CHARS = 2048  # longer than any ARM id or WSUS URL
+EARLIEST = datetime(2000, 1, 1)
+CLOCK_SKEW = timedelta(days=1)  # collected_at may be this far ahead of the importing machine's clock
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def _show(value: object, limit: int = 80) -> str:
+    """repr() of a value for a message, cut to `limit` characters."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    """Text for a message: control characters escaped, cut to `limit` characters."""
+    text = _CONTROL.sub(lambda m: repr(m.group())[1:-1], text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
 
 MACHINE_ID_RE = re.compile(
     r"^/subscriptions/[^/\s]+/resourcegroups/[^/\s]+/providers/"
@@ -41,9 +59,13 @@ class FactsFileError(ConfigError):
     """A guest-facts file is malformed; the message names the file, line and field of each problem."""
 
     def __init__(self, problems: list[str]) -> None:
-        shown = problems[:MAX_ERRORS_SHOWN]
+        # One line (the CLI prints one line per error): the first problem whole, the next ones without the file
+        # name they share, then how many more there are. `problems` keeps them all.
+        shown = [_clip(p, 300) for p in problems[:MAX_ERRORS_SHOWN]]
+        prefix = shown[0].split(": ", 1)[0] + ": " if shown else ""
+        rest = [p.removeprefix(prefix) for p in shown[1:]]
         more = len(problems) - len(shown)
-        text = "\n".join(shown) + (f"\n... and {more} more problem(s)" if more > 0 else "")
+        text = "; ".join(shown[:1] + rest) + (f"; and {more} more problem(s)" if more > 0 else "")
         super().__init__(text)
         self.problems = problems
 
@@ -61,6 +83,8 @@ def _text(value: object) -> str | None:
     if isinstance(value, int | float):
         return str(value)
     if isinstance(value, str):
+        if len(value) > MAX_VALUE_CHARS:
+            raise _Bad(f"{len(value):,} characters, at most {MAX_VALUE_CHARS:,}")
         return value.strip()
     raise _Bad(f"expected a scalar, got {type(value).__name__}")
 
@@ -71,7 +95,7 @@ def _int_choice(*allowed: int) -> Callable[[object], int | None]:
         if text is None or text == "":
             return None
         if not re.fullmatch(r"\d+", text) or int(text) not in allowed:
-            raise _Bad(f"{text!r} is not one of {', '.join(map(str, allowed))}")
+            raise _Bad(f"{_show(text)} is not one of {', '.join(map(str, allowed))}")
         return int(text)
 
     return parse
@@ -95,7 +119,7 @@ def _int_list(value: object) -> str | None:
         items = [part.strip() for part in text.split(",")]
     for item in items:
         if not re.fullmatch(r"\d+", item):
-            raise _Bad(f"{value!r} is not a comma list of integers (e.g. 1,2)")
+            raise _Bad(f"{_show(value)} is not a comma list of integers (e.g. 1,2)")
     return ",".join(str(int(i)) for i in items)
 
 
@@ -105,7 +129,7 @@ def _url(value: object) -> str | None:
         return None
     parts = urlsplit(text)
     if parts.scheme.lower() not in ("http", "https") or not parts.netloc or re.search(r"\s", text):
-        raise _Bad(f"{text!r} is not an http(s) URL (e.g. http://wsus.contoso.local:8530)")
+        raise _Bad(f"{_show(text)} is not an http(s) URL (e.g. http://wsus.contoso.local:8530)")
     return text
 
 
@@ -114,7 +138,7 @@ def _firmware(value: object) -> str | None:
     if text is None or text == "":
         return None
     if text.upper() not in ("UEFI", "BIOS"):
-        raise _Bad(f"{text!r} is not UEFI or BIOS")
+        raise _Bad(f"{_show(text)} is not UEFI or BIOS")
     return text.upper()
 
 
@@ -124,7 +148,7 @@ def _machine_id(value: object) -> str:
         raise _Bad("required, the machine's ARM resource id")
     if not MACHINE_ID_RE.match(text):
         raise _Bad(
-            f"{text!r} is not the ARM resource id of an Azure VM or Arc machine "
+            f"{_show(text)} is not the ARM resource id of an Azure VM or Arc machine "
             "(/subscriptions/…/resourceGroups/…/providers/Microsoft.HybridCompute/machines/NAME or "
             "…/Microsoft.Compute/virtualMachines/NAME)"
         )
@@ -138,10 +162,15 @@ def _collected_at(value: object) -> datetime:
     try:
         ts = datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
     except ValueError:
-        raise _Bad(f"{text!r} is not an ISO 8601 time (e.g. 2026-11-20T08:00:00Z)") from None
+        raise _Bad(f"{_show(text)} is not an ISO 8601 time (e.g. 2026-11-20T08:00:00Z)") from None
     if ts.tzinfo is None or ts.utcoffset() != UTC.utcoffset(None):
-        raise _Bad(f"{text!r} is not UTC: end it with Z (e.g. 2026-11-20T08:00:00Z)")
-    return ts.astimezone(UTC).replace(tzinfo=None)
+        raise _Bad(f"{_show(text)} is not UTC: end it with Z (e.g. 2026-11-20T08:00:00Z)")
+    naive = ts.astimezone(UTC).replace(tzinfo=None)
+    latest = datetime.now(UTC).replace(tzinfo=None) + CLOCK_SKEW
+    if not EARLIEST <= naive <= latest:
+        raise _Bad(f"{_show(text)} is {'before 2000' if naive < EARLIEST else 'in the future'}: check the "
+                   "collector's clock")
+    return naive
 
 
 @dataclass(frozen=True)
@@ -234,6 +263,10 @@ def _csv_records(name: str, text: str, problems: list[str]) -> Iterator[tuple[in
         problems.append(f"{name}: line 1: not valid CSV ({exc})")
         return
     header = [h.strip() for h in header]
+    if len(header) == 1 and ";" in header[0]:
+        problems.append(f"{name}: line 1: the header is one column {_show(header[0], 60)}: separate the columns "
+                        "with commas")
+        return
     if not _check_columns(name, 1, header, problems):
         return
     start = reader.line_num + 1
@@ -260,14 +293,15 @@ def _check_columns(name: str, line: int, columns: list[str], problems: list[str]
     known_lower = {c.lower(): c for c in COLUMNS}
     for col in columns:
         if col in seen:
-            problems.append(f"{name}: line {line}: field {col}: duplicate column")
+            problems.append(f"{name}: line {line}: field {_clip(col)}: duplicate column")
             ok = False
         seen.add(col)
         if col not in COLUMNS:
             hint = ""
             if col.lower() in known_lower:
                 hint = f" (did you mean {known_lower[col.lower()]}? keys are case-sensitive)"
-            problems.append(f"{name}: line {line}: field {col}: unknown column{hint}; known: {', '.join(COLUMNS)}")
+            problems.append(f"{name}: line {line}: field {_clip(col)}: unknown column{hint}; "
+                            f"known: {', '.join(COLUMNS)}")
             ok = False
     for col in REQUIRED:
         if col not in seen:
@@ -276,9 +310,51 @@ def _check_columns(name: str, line: int, columns: list[str], problems: list[str]
     return ok
 
 
+class _JsonRefused(ValueError):
+    """JSON that parses but the format refuses: NaN or Infinity, a key twice in one object."""
+
+
+def _no_constant(name: str) -> object:
+    raise _JsonRefused(f"{name} is not a JSON number (give a value or null)")
+
+
+def _object(pairs: list[tuple[str, object]]) -> dict[str, object]:
+    """A JSON object; a key given twice is refused (json keeps the last one silently)."""
+    result: dict[str, object] = {}
+    for key, value in pairs:
+        if key in result:
+            raise _JsonRefused(f"field {_clip(key)}: the key appears twice in one object")
+        result[key] = value
+    return result
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, object_pairs_hook=_object)
+
+
+class _BadJson(Exception):
+    """A JSON value could not be read; lineno (in the text given) when the parser knows it."""
+
+    def __init__(self, message: str, lineno: int | None = None) -> None:
+        super().__init__(message)
+        self.lineno = lineno
+
+
+def _json_value(text: str, pos: int) -> tuple[object, int]:
+    """One JSON value at pos and where it ends; _BadJson for anything the format refuses."""
+    try:
+        return _DECODER.raw_decode(text, pos)
+    except json.JSONDecodeError as exc:
+        raise _BadJson(f"not valid JSON ({exc.msg}, column {exc.colno})", exc.lineno) from None
+    except _JsonRefused as exc:
+        raise _BadJson(str(exc)) from None
+    except RecursionError:
+        raise _BadJson("not valid JSON (nested too deeply)") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits
+        raise _BadJson(f"not valid JSON ({_clip(str(exc), 120)})") from None
+
+
 def _json_array_records(name: str, text: str, problems: list[str]) -> Iterator[tuple[int, object]]:
     """The elements of a top-level JSON array with the line each starts on."""
-    decoder = json.JSONDecoder()
     ws = re.compile(r"\s*")
 
     def line_of(pos: int) -> int:
@@ -294,9 +370,9 @@ def _json_array_records(name: str, text: str, problems: list[str]) -> Iterator[t
     else:
         while True:
             try:
-                value, end = decoder.raw_decode(text, pos)
-            except json.JSONDecodeError as exc:
-                problems.append(f"{name}: line {exc.lineno}: not valid JSON ({exc.msg}, column {exc.colno})")
+                value, end = _json_value(text, pos)
+            except _BadJson as exc:
+                problems.append(f"{name}: line {exc.lineno or line_of(pos)}: {exc}")
                 return
             yield line_of(pos), value
             pos = ws.match(text, end).end()  # type: ignore[union-attr]
@@ -318,9 +394,14 @@ def _ndjson_records(name: str, text: str, problems: list[str]) -> Iterator[tuple
         if not raw_line.strip():
             continue
         try:
-            yield n, json.loads(raw_line)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{name}: line {n}: not valid JSON ({exc.msg}, column {exc.colno})")
+            value, end = _json_value(raw_line, len(raw_line) - len(raw_line.lstrip(" \t\r\n")))
+        except _BadJson as exc:
+            problems.append(f"{name}: line {n}: {exc}")
+            continue
+        if raw_line[end:].strip(" \t\r\n"):
+            problems.append(f"{name}: line {n}: not valid JSON (text after the object, column {end + 1})")
+            continue
+        yield n, value
 
 
 def _validate(name: str, line: int, record: dict[str, object], problems: list[str]) -> FactRow | None:
@@ -346,6 +427,9 @@ def read_facts_file(path: Path) -> FactsFile:
     """Read and validate a guest-facts file completely; raise FactsFileError listing every problem."""
     name = str(path)
     try:
+        if (size := path.stat().st_size) > MAX_FILE_BYTES:
+            raise FactsFileError([f"{name}: {size:,} bytes; a guest-facts file may hold at most {MAX_FILE_BYTES:,} "
+                                  "(split it)"])
         data = path.read_bytes()
     except FileNotFoundError:
         raise FactsFileError([f"{name}: no such file"]) from None
@@ -355,7 +439,9 @@ def read_facts_file(path: Path) -> FactsFile:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise FactsFileError([f"{name}: line {line}: not UTF-8 text"]) from None
+        hint = (" (UTF-16: write the file as UTF-8, e.g. Out-File -Encoding utf8)"
+                if data[:2] in (b"\xff\xfe", b"\xfe\xff") else f" (byte {data[exc.start]:#04x})")
+        raise FactsFileError([f"{name}: line {line}: not UTF-8 text{hint}"]) from None
     fmt = _detect_format(path, text)
     result = FactsFile(path=path, import_id=hashlib.sha256(data).hexdigest(), fmt=fmt)
     problems: list[str] = []

@@ -11,8 +11,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Hashable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,28 +68,150 @@ class WaiverFile:
     waivers: tuple[Waiver, ...]
 
 
-def _text(value: Any) -> str | None:
-    return value.strip() if isinstance(value, str) and value.strip() else None
+MAX_FILE_BYTES = 5 * 1024 * 1024  # a waiver file is reviewed by people: anything larger is a mistake
+MAX_DEPTH = 10  # the format nests four levels (waivers, waiver, scope, tag); deeper is not a waiver file
+EXPIRES_RANGE = (date(2000, 1, 1), date(2099, 12, 31))
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_MAX_TEXT = {"id": 100, "approver": 200, "justification": 5000}
+
+
+def _show(value: object, limit: int = 60) -> str:
+    """repr() of a value for a message, cut to `limit` characters (a file may hold megabytes in one field)."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class _Refused(Exception):
+    """A YAML construct the waiver format refuses, with the line it is on."""
+
+    def __init__(self, line: int, message: str) -> None:
+        super().__init__(message)
+        self.line, self.message = line, message
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader refusing what PyYAML silently accepts: duplicate keys (it keeps the last), aliases (billion
+    laughs), deep nesting, and impossible dates (it raises a bare ValueError for 2026-02-30)."""
+
+    _depth = 0
+
+    def compose_node(self, parent: yaml.Node | None, index: int) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise _Refused(event.start_mark.line + 1, f"alias *{getattr(event, 'anchor', '')}: anchors and aliases "
+                           "are not allowed; write each waiver out in full")
+        if self._depth >= MAX_DEPTH:
+            raise _Refused(self.peek_event().start_mark.line + 1,  # type: ignore[no-untyped-call]
+                            f"nested deeper than {MAX_DEPTH} levels")
+        self._depth += 1
+        try:
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            line = key_node.start_mark.line + 1
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                raise _Refused(line, "merge keys (<<) are not allowed; write each waiver out in full")
+            key = self.construct_object(key_node, deep=True)
+            try:
+                first = seen.get(key)
+            except TypeError:  # unhashable: the base class refuses it with its own message
+                continue
+            if first is not None:
+                raise _Refused(line, f"duplicate key {_show(key)} (first on line {first})")
+            seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _timestamp(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> object:
+    try:
+        return yaml.SafeLoader.construct_yaml_timestamp(loader, node)
+    except (ValueError, TypeError, AttributeError):
+        raise _Refused(node.start_mark.line + 1, f"{_show(node.value)} is not a date (YYYY-MM-DD)") from None
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp)
+
+
+def _item_lines(node: yaml.Node | None) -> list[int]:
+    """The line each waiver starts on (the items of the top-level list, or of the `waivers:` list)."""
+    if isinstance(node, yaml.MappingNode):
+        node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == "waivers"), None)
+    if not isinstance(node, yaml.SequenceNode):
+        return []
+    return [item.start_mark.line + 1 for item in node.value]
+
+
+def _parse_yaml(path: Path, text: str) -> tuple[Any, list[int]]:
+    """The document and its waivers' lines; ConfigError naming file and line for anything refused."""
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        return (loader.construct_document(node) if node is not None else None), _item_lines(node)
+    except _Refused as exc:
+        raise ConfigError(f"{path}:{exc.line}: {exc.message}") from None
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        what = " ".join(str(p) for p in (exc.context, exc.problem) if p)
+        raise ConfigError(f"{where}: not valid YAML ({what})") from None
+    except (yaml.YAMLError, ValueError, TypeError, OverflowError, RecursionError) as exc:
+        raise ConfigError(f"{path}: not valid YAML ({' '.join(str(exc).split())[:200]})") from None
+    finally:
+        loader.dispose()
+
+
+def _text(value: Any, name: str = "", where: str = "") -> str | None:
+    """Stripped non-empty text, else None; with a name, text too long or with control characters is refused."""
+    if not isinstance(value, str) or not value.strip():
+        return None
+    text = value.strip()
+    if name in _MAX_TEXT and len(text) > _MAX_TEXT[name]:
+        raise ConfigError(f"{where}: field {name}: {len(text):,} characters, at most {_MAX_TEXT[name]:,}")
+    if name and name != "justification" and _CONTROL.search(text):
+        raise ConfigError(f"{where}: field {name}: {_show(text)} holds control characters")
+    return text
+
+
+def _expires(value: Any, where: str) -> date:
+    if isinstance(value, str) and _ISO_DATE.match(value.strip()):
+        try:
+            value = date.fromisoformat(value.strip())
+        except ValueError:
+            raise ConfigError(f"{where}: field expires: {_show(value)} is not a date (YYYY-MM-DD)") from None
+    if isinstance(value, datetime):
+        raise ConfigError(f"{where}: field expires: {value.isoformat(sep=' ')} is a time; give a date (YYYY-MM-DD)")
+    if not isinstance(value, date):
+        raise ConfigError(f"{where}: field expires: {_show(value)} is not a date (YYYY-MM-DD)")
+    low, high = EXPIRES_RANGE
+    if not low <= value <= high:
+        raise ConfigError(f"{where}: field expires: {value} is outside {low} to {high}")
+    return value
 
 
 def _parse_one(raw: Any, where: str) -> Waiver:
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: expected a mapping with id, audit, code, scope, justification, approver, expires")
     if unknown := sorted(set(map(str, raw)) - _FIELDS):
-        raise ConfigError(f"{where}: unknown field(s) {', '.join(unknown)} (allowed: {', '.join(sorted(_FIELDS))})")
+        shown = ", ".join(_show(u, 40).strip("'\"") for u in unknown)
+        raise ConfigError(f"{where}: unknown field(s) {shown} (allowed: {', '.join(sorted(_FIELDS))})")
     for name in ("audit", "code", "scope", "justification", "approver", "expires"):
         if raw.get(name) in (None, ""):
             raise ConfigError(f"{where}: field {name} is missing")
-    waiver_id = _text(raw.get("id"))
+    waiver_id = _text(raw.get("id"), "id", where)
     if waiver_id is None:
         raise ConfigError(f"{where}: field id is missing or not text")
     audit = raw["audit"]
-    if audit not in AUDIT_CODES:
-        raise ConfigError(f"{where}: field audit: unknown audit {audit!r} (one of {', '.join(AUDIT_CODES)})")
+    if not isinstance(audit, str) or audit not in AUDIT_CODES:
+        raise ConfigError(f"{where}: field audit: unknown audit {_show(audit)} (one of {', '.join(AUDIT_CODES)})")
     code = raw["code"]
-    if code not in AUDIT_CODES[audit]:
+    if not isinstance(code, str) or code not in AUDIT_CODES[audit]:
         raise ConfigError(
-            f"{where}: field code: {code!r} is not a code audit {audit} emits "
+            f"{where}: field code: {_show(code)} is not a code audit {audit} emits "
             f"(one of {', '.join(sorted(AUDIT_CODES[audit]))}; codes match literally, no wildcards)"
         )
     scope = raw["scope"]
@@ -100,11 +223,11 @@ def _parse_one(raw: Any, where: str) -> Waiver:
         if not isinstance(value, dict) or len(value) != 1:
             raise ConfigError(f"{where}: field scope.tag: give one tag as {{key: value}}")
         tag_key, tag_value = next(iter(value.items()))
-        key, value = _text(tag_key), _text(tag_value)
+        key, value = _text(tag_key, "scope.tag", where), _text(tag_value, "scope.tag", where)
         if key is None or value is None:
             raise ConfigError(f"{where}: field scope.tag: key and value must be non-empty text")
     else:
-        value = _text(value)
+        value = _text(value, f"scope.{kind}", where)
         if value is None:
             raise ConfigError(f"{where}: field scope.{kind}: must be non-empty text")
         if kind == "resource_group" and (value.count("/") != 1 or "" in value.split("/")):
@@ -114,16 +237,12 @@ def _parse_one(raw: Any, where: str) -> Waiver:
         got = raw["months"]
         if not isinstance(got, list) or not got or not all(isinstance(m, str) and _MONTH.match(m) for m in got):
             raise ConfigError(f"{where}: field months: a non-empty list of YYYY-MM texts (quote them in YAML)")
+        if len(set(got)) != len(got):
+            raise ConfigError(f"{where}: field months: a month is listed twice")
         months = tuple(got)
-    expires = raw["expires"]
-    if isinstance(expires, str):
-        try:
-            expires = date.fromisoformat(expires.strip())
-        except ValueError:
-            raise ConfigError(f"{where}: field expires: {expires!r} is not a date (YYYY-MM-DD)") from None
-    if not isinstance(expires, date) or hasattr(expires, "hour"):
-        raise ConfigError(f"{where}: field expires: {expires!r} is not a date (YYYY-MM-DD)")
-    justification, approver = _text(raw["justification"]), _text(raw["approver"])
+    expires = _expires(raw["expires"], where)
+    justification = _text(raw["justification"], "justification", where)
+    approver = _text(raw["approver"], "approver", where)
     if justification is None or approver is None:
         raise ConfigError(f"{where}: fields justification and approver must be non-empty text")
     return Waiver(id=waiver_id, audit=audit, code=code, scope_kind=kind, scope_key=key, scope_value=value,
@@ -131,29 +250,40 @@ def _parse_one(raw: Any, where: str) -> Waiver:
 
 
 def load_waivers(path: Path) -> WaiverFile:
-    """Read and validate a waiver file; ConfigError names the file, the waiver (id and position) and the field.
+    """Read and validate a waiver file; ConfigError names the file, the waiver (id and position) and the field,
+    or the file and line for YAML the format refuses (duplicate keys, aliases, impossible dates).
 
     An expired waiver is not an error here: the audit turns it into a `waiver_expired` finding.
     """
     try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ConfigError(f"{path}: {size:,} bytes; a waiver file may hold at most {MAX_FILE_BYTES:,}")
         data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read the waiver file ({exc.strerror})") from exc
     try:
-        doc = yaml.safe_load(data.decode("utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: not valid YAML ({exc})") from exc
-    if isinstance(doc, dict) and set(doc) == {"waivers"}:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text (byte {data[exc.start]:#04x})") from None
+    doc, lines = _parse_yaml(path, text)
+    if isinstance(doc, dict) and "waivers" in doc:
+        if extra := sorted(map(str, set(doc) - {"waivers"})):
+            raise ConfigError(f"{path}: unknown top-level key(s) {', '.join(_show(e, 40) for e in extra)}: "
+                              "the file holds a list of waivers or a mapping with the single key waivers")
         doc = doc["waivers"]
     if doc is None:
         doc = []
     if not isinstance(doc, list):
-        raise ConfigError(f"{path}: expected a list of waivers (or a mapping with the key waivers)")
+        raise ConfigError(f"{path}: expected a list of waivers (or a mapping with the key waivers), "
+                          f"not {type(doc).__name__}")
     waivers: list[Waiver] = []
     seen: dict[str, int] = {}
     for index, raw in enumerate(doc, start=1):
         rid = raw.get("id") if isinstance(raw, dict) else None
-        where = f"{path}: waiver {rid!r} (#{index})" if rid not in (None, "") else f"{path}: waiver #{index}"
+        pos = f"#{index}, line {lines[index - 1]}" if index <= len(lines) else f"#{index}"
+        where = f"{path}: waiver {_show(rid)} ({pos})" if rid not in (None, "") else f"{path}: waiver ({pos})"
         waiver = _parse_one(raw, where)
         if waiver.id in seen:
             raise ConfigError(
