@@ -13,7 +13,7 @@ import duckdb
 from pypdf import PdfReader
 
 from hotpatch_audit.config import Settings
-from tests.snapshots import arc_row, make_snapshot
+from tests.snapshots import arc_row, make_snapshot, reseal
 
 ROOT = Path(__file__).resolve().parents[1]
 SECTIONS = ["Reboot avoidance", "Missed hotpatches", "WSUS misconfigurations", "VBS blockers"]
@@ -111,6 +111,7 @@ def test_cli_exit_codes_distinguish_usage_incomplete_and_failure(tmp_path: Path)
     body = json.loads(page.read_text())
     body["totalRecords"] = 1000  # the source announced more rows than it delivered
     page.write_text(json.dumps(body))
+    reseal(snap)  # as a collector would have sealed it: the checksums hold, the data is short
     out = tmp_path / "rep"
     incomplete = _cli("run", "--source", "snapshot", "--snapshot", str(snap), "--ledger", ledger, "--out", str(out),
                       "--format", "html")

@@ -155,3 +155,35 @@ def test_half_finished_run_is_marked_failed_by_the_next_run(settings: Settings, 
     runs = dict(_runs(settings))
     assert runs["dead"] == "failed"
     assert runs["alive"] == "succeeded"
+
+
+def test_every_load_checks_row_shapes_and_loads_a_repeated_id_once(settings: Settings, tmp_path: Path) -> None:
+    """Pages from any source (not only snapshots) are checked in DuckDB before insert (ledger.row_checks): a
+    number where the query projects text, text where it projects JSON, an oversized field; and a row Resource
+    Graph sent twice (ids differing only in case) is loaded once."""
+    from hotpatch_audit.ledger import load_query_pages, open_writer
+
+    def page(name: str, rows: list[dict[str, object]]) -> Path:
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"totalRecords": len(rows), "count": len(rows), "data": rows}))
+        return path
+
+    good, twin = arc_row("a"), arc_row("b")
+    bad = {
+        "number": ({**good, "os_version": 10}, "field os_version is number, expected text"),
+        "json-as-text": ({**good, "tags": "owner=ops"}, "field tags is text, expected an object or array"),
+        "huge": ({**good, "name": "x" * 40_000}, "field name is 40000 characters long"),
+        "no-id": ({**good, "id": 7}, "the row has no id"),
+    }
+    with open_writer(settings.ledger_path, settings.project_root) as con:
+        for name, (row, message) in bad.items():
+            con.execute("BEGIN")
+            with pytest.raises(SnapshotError, match=message):
+                load_query_pages(con, "r", "arc_machines", [page(name, [row])], 1)
+            con.execute("ROLLBACK")
+        con.execute("BEGIN")
+        repeated = [good, twin, {**twin, "id": twin["id"].upper()}]
+        loaded = load_query_pages(con, "r", "arc_machines", [page("twice", repeated)], 3)
+        con.execute("COMMIT")
+        assert loaded == 2
+        assert con.execute("SELECT count(*) FROM raw.arc_machines WHERE run_id = 'r'").fetchone() == (2,)

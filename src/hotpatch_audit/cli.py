@@ -8,8 +8,9 @@ import signal
 import sys
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
+import click
 import typer
 from rich.markup import escape
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -31,6 +32,19 @@ from hotpatch_audit.pipeline import (
     monthly_as_of_series,
     run_audit,
 )
+
+
+def _usage_error_in_one_line(self: Any, file: object = None) -> None:
+    """click's usage errors (an unknown option, a value of the wrong type) as the guard prints every error: one
+    line, exit code 2, pointing to the command's help."""
+    command = self.ctx.command_path if self.ctx is not None else "hotpatch-audit"
+    err.print("[red]usage error:[/red]", escape(f"{self.format_message()} (see: {command} --help)"))
+
+
+# typer shows usage errors with UsageError.show (rich_markup_mode=None below): one line instead of three.
+# Typer carries its own copy of click (typer._click); both classes are set, whichever this typer uses.
+for _usage_error in {click.UsageError, getattr(getattr(typer, "_click", None), "exceptions", click).UsageError}:
+    _usage_error.show = _usage_error_in_one_line
 
 app = typer.Typer(
     help="Hotpatch compliance audits for Windows Server: reboot avoidance, missed hotpatches, "

@@ -135,6 +135,9 @@ def validation_message(exc: Any) -> str:
     for error in exc.errors()[:3]:
         name = ".".join(str(x) for x in error.get("loc", ()) if not isinstance(x, int)) or "settings"
         given = error.get("input")
-        got = f" (got {str(given)[:60]!r})" if given is not None and not isinstance(given, dict) else ""
-        parts.append(f"setting {name} (HOTPATCH_AUDIT_{name.upper()}): {error.get('msg', 'invalid')}{got}")
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        # our own validators quote the value already; pydantic's type errors do not
+        quoted = error.get("type") == "value_error" or given is None or isinstance(given, dict)
+        got = "" if quoted else f" (got {str(given)[:60]!r})"
+        parts.append(f"setting {name} (HOTPATCH_AUDIT_{name.upper()}): {message}{got}")
     return "; ".join(parts)

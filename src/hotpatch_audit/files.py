@@ -129,7 +129,7 @@ def recover_leftovers(parent: Path) -> list[str]:
     process (`.NAME.partial-PID-*`, a superfluous `.old`) is removed. Folders of live processes are left."""
     import shutil
 
-    done = []
+    done: list[str] = []
     if not parent.is_dir():
         return done
     for entry in sorted(parent.iterdir()):

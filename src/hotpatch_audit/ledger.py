@@ -394,10 +394,12 @@ def row_checks(columns: list[tuple[str, str]]) -> str:
               "WHEN json_type(r->'$.id') IS DISTINCT FROM 'VARCHAR' OR r->>'$.id' = '' THEN 'the row has no id'"]
     for name, typ in columns:
         field = f"r->'$.\"{name}\"'"
+        kind = (f"CASE json_type({field}) WHEN 'VARCHAR' THEN 'text' WHEN 'BOOLEAN' THEN 'boolean' WHEN 'OBJECT'"
+                f" THEN 'object' WHEN 'ARRAY' THEN 'array' ELSE 'number' END")
         if typ == "JSON":
             checks.append(
                 f"WHEN json_type({field}) NOT IN ('OBJECT', 'ARRAY', 'NULL') "
-                f"THEN 'field {name} is ' || lower(json_type({field})) || ', expected an object or array'"
+                f"THEN 'field {name} is ' || {kind} || ', expected an object or array'"
             )
             checks.append(
                 f"WHEN length(CAST({field} AS VARCHAR)) > {MAX_JSON_FIELD_CHARS} "
@@ -407,7 +409,7 @@ def row_checks(columns: list[tuple[str, str]]) -> str:
         else:
             checks.append(
                 f"WHEN json_type({field}) NOT IN ('VARCHAR', 'NULL') "
-                f"THEN 'field {name} is ' || lower(json_type({field})) || ', expected text'"
+                f"THEN 'field {name} is ' || {kind} || ', expected text'"
             )
             checks.append(
                 f"WHEN length(r->>'$.\"{name}\"') > {MAX_FIELD_CHARS} "

@@ -162,16 +162,24 @@ def plan_run(settings: Settings, request: RunRequest) -> RunContext:
     for a snapshot, the whole snapshot (its SHA256SUMS, manifest and every row's field types) are checked here:
     bad input is refused with one line and leaves the ledger as it was.
     """
+    from hotpatch_audit.calendar import calendar_rows
     from hotpatch_audit.snapshot_check import check_as_of
 
+    snapshot_dir = request.snapshot_dir or settings.snapshot_dir
+    if request.source == "snapshot":
+        if snapshot_dir is None:
+            raise ConfigError("source snapshot needs a snapshot directory (--snapshot DIR)")
+        if not (Path(snapshot_dir) / "manifest.json").is_file():
+            raise ConfigError(f"--snapshot {snapshot_dir}: not a snapshot directory (no manifest.json there); "
+                              "give the folder extract --save or run --save-snapshot wrote")
+        manifest = check_snapshot(settings, Path(snapshot_dir))
     scope = _scope_for(settings, request)
     waiver_file(settings)  # fail fast on a bad waiver file; audit_stage reads it again for the run
+    calendar_rows(settings.project_root, calendar_override(settings))  # and on a bad calendar override
     as_of = request.as_of
     if as_of is not None and as_of.tzinfo is None:
         as_of = as_of.replace(tzinfo=UTC)
-    snapshot_dir = request.snapshot_dir or settings.snapshot_dir
     if request.source == "snapshot":
-        manifest = check_snapshot(settings, Path(snapshot_dir or ""))
         snap_as_of = datetime.fromisoformat(str(manifest["as_of"]).replace("Z", "+00:00"))
         if as_of is not None and as_of != snap_as_of:
             raise ConfigError(f"--as-of {as_of:%Y-%m-%dT%H:%MZ} differs from the snapshot's as-of "

@@ -205,7 +205,8 @@ def _verify_query(directory: Path, name: str, info: Any, columns: list[tuple[str
 
 
 def json_kind(value: Any) -> str:
-    """The JSON name of a parsed value's type, as DuckDB's json_type says it (lower case)."""
+    """The kind of a parsed JSON value, in the words ledger.row_checks uses: null, boolean, number, text, object,
+    array."""
     if value is None:
         return "null"
     if isinstance(value, bool):
@@ -213,7 +214,7 @@ def json_kind(value: Any) -> str:
     if isinstance(value, int | float):
         return "number"
     if isinstance(value, str):
-        return "varchar"
+        return "text"
     return "object" if isinstance(value, dict) else "array"
 
 
