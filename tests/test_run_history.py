@@ -214,3 +214,19 @@ def test_a_swap_cut_between_its_two_renames_is_put_back_by_the_next_writer(tmp_p
     stage = staging_folder(reports / "other")
     assert (reports / "good" / "audit.html").read_text(encoding="utf-8") == "the filed report"
     assert sorted(p.name for p in reports.iterdir()) == sorted(["good", stage.name])
+
+
+def test_page_one_of_a_superseded_runs_report_names_the_run_of_record(settings: Settings, tmp_path: Path) -> None:
+    from hotpatch_audit.pipeline import render_stage
+
+    rows = {"arc_machines": [arc_row("a"), arc_row("b"), arc_row("c")]}
+    run_audit(settings, RunRequest(source="snapshot", snapshot_dir=make_snapshot(tmp_path / "good", rows),
+                                   run_id="complete"), render=False)
+    run_audit(settings, RunRequest(source="snapshot", snapshot_dir=_incomplete(make_snapshot(tmp_path / "s", rows)),
+                                   run_id="short"), render=False)
+    html_only = settings.model_copy(update={"formats": ["html"]})
+    render_stage(html_only, "short", tmp_path / "short")
+    render_stage(html_only, "complete", tmp_path / "complete")
+    cover = (tmp_path / "short" / "audit.html").read_text(encoding="utf-8").split('id="coverage"')[0]
+    assert "Run of record" in cover and "complete (this run is kept beside it" in cover
+    assert "Run of record" not in (tmp_path / "complete" / "audit.html").read_text(encoding="utf-8")
