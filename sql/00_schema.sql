@@ -34,25 +34,6 @@ comment on column meta.runs.status is 'running, loaded (raw rows in, not yet jud
 comment on column meta.runs.superseded_by is 'For a superseded run: the run of the same scope and as-of that is the run of record instead.';
 comment on column meta.runs.note is 'What happened to the run beside its status: that it was kept beside a more complete run of the same scope and as-of, which runs it superseded, or the signal that stopped it.';
 
-create table if not exists meta.run_calendar (
-    run_id       varchar not null,
-    track        varchar not null,
-    month        varchar not null,
-    kind         varchar not null,
-    kb           varchar,
-    os_build     varchar,
-    release_date date,
-    applies_to   varchar,
-    effect       varchar,
-    months_lost  varchar,
-    cause        varchar,
-    source       varchar,
-    source_url   varchar,
-    verified     boolean not null,
-    notes        varchar
-);
-comment on table meta.run_calendar is 'The release calendar rows (ref.calendar: shipped file merged with the local override) as they were when each run was registered, so a run is judged, re-judged and re-rendered with the calendar of its calendar_version, whatever the checkout ships later. Runs registered before this table existed have no rows here and read the current calendar.';
-
 create table if not exists meta.run_prices (
     run_id                   varchar not null,
     product                  varchar not null,

@@ -22,6 +22,11 @@ create table if not exists ref.calendar (
 );
 comment on table ref.calendar is 'The hotpatch release calendar (data/release_calendar.csv): one row per (track, month) release (baseline, hotpatch, unplanned_baseline) and per event (oob_lcu, oob_hotpatch, licence_expiry), with KB, OS build, release date, who it applies to (all, arc, azure), its effect on the hotpatch track, months lost, the cause text findings quote, source and whether it was verified against Microsoft release notes.';
 
+-- Each run's copy of the calendar (hotpatch_audit.ledger.register_run): the same columns, plus run_id.
+create table if not exists meta.run_calendar as
+select cast(null as varchar) as run_id, * from ref.calendar limit 0;
+comment on table meta.run_calendar is 'The release calendar rows (ref.calendar: shipped file merged with the local override) as they were when each run was registered, so a run is judged, re-judged and re-rendered with the calendar of its calendar_version, whatever the checkout ships later. Runs registered before this table existed have no rows here and read the current calendar.';
+
 create table if not exists ref.hotpatch_images (
     publisher varchar not null,
     offer     varchar not null,

@@ -188,7 +188,7 @@ CASES: dict[str, tuple[Mutation, int, str]] = {
     "page not UTF-8": (_raw_page(b'{"data": [{"id": "caf\xe9"}]}'), 3, "UTF-8"),
     "page with NaN": (_raw_page(b'{"data": [{"id": "x", "os_version": NaN}]}'), 3, "NaN"),
     "page with Infinity": (_raw_page(b'{"data": [{"id": "x", "tags": {"a": Infinity}}]}'), 3, "Infinity"),
-    "page with a duplicate key": (_raw_page(b'{"data": [{"id": "x", "id": "y"}]}'), 3, "duplicate key"),
+    "page with a duplicate key": (_raw_page(b'{"data": [{"id": "x", "id": "y"}]}'), 3, "appears twice"),
     "page nested 100 deep": (_raw_page(_deep(100)), 3, "nested"),
     "page nested 100000 deep": (_raw_page(_deep(100_000)), 3, "nested"),
     "page truncated": (_raw_page(b'{"data": [' + GOOD_ROW.encode()), 3, "not valid JSON"),

@@ -113,7 +113,10 @@ def check_target_folder(folder: Path, what: str) -> None:
 _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old)-(?P<pid>\d+)-[0-9a-f]{6}$")
 
 
-def _alive(pid: int) -> bool:
+def pid_alive(pid: int | None) -> bool:
+    """Whether a process with this id runs on this machine (a lock holder, a writer that left a folder)."""
+    if not pid:
+        return False
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -134,7 +137,7 @@ def recover_leftovers(parent: Path) -> list[str]:
         return done
     for entry in sorted(parent.iterdir()):
         match = _LEFTOVER.match(entry.name)
-        if not match or not entry.is_dir() or _alive(int(match["pid"])):
+        if not match or not entry.is_dir() or pid_alive(int(match["pid"])):
             continue
         target = parent / match["name"]
         if match["kind"] == "old" and not target.exists():

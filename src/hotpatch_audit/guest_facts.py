@@ -27,6 +27,7 @@ import duckdb
 from hotpatch_audit.config import Settings
 from hotpatch_audit.errors import ConfigError, LedgerError
 from hotpatch_audit.ledger import open_writer
+from hotpatch_audit.strictjson import DECODER, JsonRefused
 
 MAX_ERRORS_SHOWN = 20
 MAX_FILE_BYTES = 1024**3  # a guest-facts file is one row per machine and collection; larger: split it
@@ -310,25 +311,6 @@ def _check_columns(name: str, line: int, columns: list[str], problems: list[str]
     return ok
 
 
-class _JsonRefused(ValueError):
-    """JSON that parses but the format refuses: NaN or Infinity, a key twice in one object."""
-
-
-def _no_constant(name: str) -> object:
-    raise _JsonRefused(f"{name} is not a JSON number (give a value or null)")
-
-
-def _object(pairs: list[tuple[str, object]]) -> dict[str, object]:
-    """A JSON object; a key given twice is refused (json keeps the last one silently)."""
-    result: dict[str, object] = {}
-    for key, value in pairs:
-        if key in result:
-            raise _JsonRefused(f"field {_clip(key)}: the key appears twice in one object")
-        result[key] = value
-    return result
-
-
-_DECODER = json.JSONDecoder(parse_constant=_no_constant, object_pairs_hook=_object)
 
 
 class _BadJson(Exception):
@@ -342,10 +324,10 @@ class _BadJson(Exception):
 def _json_value(text: str, pos: int) -> tuple[object, int]:
     """One JSON value at pos and where it ends; _BadJson for anything the format refuses."""
     try:
-        return _DECODER.raw_decode(text, pos)
+        return DECODER.raw_decode(text, pos)
     except json.JSONDecodeError as exc:
         raise _BadJson(f"not valid JSON ({exc.msg}, column {exc.colno})", exc.lineno) from None
-    except _JsonRefused as exc:
+    except JsonRefused as exc:
         raise _BadJson(str(exc)) from None
     except RecursionError:
         raise _BadJson("not valid JSON (nested too deeply)") from None

@@ -24,6 +24,7 @@ import duckdb
 from hotpatch_audit.duck import DEFAULT_MEMORY_LIMIT, connect
 from hotpatch_audit.errors import LedgerBusyError, LedgerError, SnapshotError
 from hotpatch_audit.extract import Snapshot
+from hotpatch_audit.files import pid_alive
 from hotpatch_audit.waivers import WaiverFile
 
 log = logging.getLogger(__name__)
@@ -237,7 +238,7 @@ def register_run(
         r[0] for r in con.execute(
             "SELECT run_id, host, pid FROM meta.runs WHERE status IN ('running', 'loaded')"
         ).fetchall()
-        if r[1] != socket.gethostname() or not _alive(r[2])
+        if r[1] != socket.gethostname() or not pid_alive(r[2])
     ]
     for old in abandoned:
         for table in raw_tables(con):
@@ -271,18 +272,6 @@ def rollback(con: duckdb.DuckDBPyConnection) -> None:
     except duckdb.Error as exc:
         # after a failed COMMIT DuckDB has already ended the transaction: nothing to roll back
         log.debug("rollback: %s", exc)
-
-
-def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _naive_utc(ts: datetime) -> datetime:

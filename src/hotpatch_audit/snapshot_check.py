@@ -22,6 +22,7 @@ from hotpatch_audit.catalog import QuerySpec
 from hotpatch_audit.errors import SnapshotError
 from hotpatch_audit.files import SUMS_NAME, folder_files, read_sums, sha256_file
 from hotpatch_audit.sources import SNAPSHOT_FORMAT
+from hotpatch_audit.strictjson import depth, no_constant, unique_object
 
 MAX_DEPTH = 64
 # Before this, the release calendar has no months to judge against (sql/core/02_run_calendar.sql's grid).
@@ -32,44 +33,21 @@ _PAGE_RE = re.compile(r"^page-(\d{5})\.json$")
 def strict_json(data: bytes, where: str) -> Any:
     """Parse UTF-8 JSON strictly: no NaN or Infinity, no duplicate keys, no nesting deeper than MAX_DEPTH."""
 
-    def no_constant(name: str) -> Any:
-        raise ValueError(f"{name} is not a JSON value")
-
-    def unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise ValueError(f"duplicate key {key[:60]!r}")
-            out[key] = value
-        return out
-
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise SnapshotError(f"{where}: not UTF-8 text (byte {exc.start})") from None
     try:
-        value = json.loads(text, parse_constant=no_constant, object_pairs_hook=unique)
+        value = json.loads(text, parse_constant=no_constant, object_pairs_hook=unique_object)
     except RecursionError:
         raise SnapshotError(f"{where}: JSON nested too deeply") from None
     except json.JSONDecodeError as exc:
         raise SnapshotError(f"{where}: not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
     except ValueError as exc:
         raise SnapshotError(f"{where}: not valid JSON ({exc})") from None
-    if _depth(value) > MAX_DEPTH:
+    if depth(value) > MAX_DEPTH:
         raise SnapshotError(f"{where}: JSON nested deeper than {MAX_DEPTH} levels")
     return value
-
-
-def _depth(value: Any) -> int:
-    deepest, stack = 0, [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(item, dict):
-            stack += [(v, depth + 1) for v in item.values()]
-        elif isinstance(item, list):
-            stack += [(v, depth + 1) for v in item]
-    return deepest
 
 
 def parse_as_of(value: object, where: str, *, now: datetime | None = None, skew_seconds: int = 600) -> datetime:
