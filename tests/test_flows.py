@@ -161,7 +161,7 @@ def test_missing_snapshot_fails_before_touching_the_ledger(
     )
 
     assert state.is_failed()
-    with pytest.raises(SnapshotError):
+    with pytest.raises(ConfigError, match="not a snapshot directory"):
         state.result()
     assert ledger_runs(workspace["ledger_path"]) == before
     assert latest(workspace["ledger_path"]) == good_run.result().run_id

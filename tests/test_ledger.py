@@ -10,7 +10,7 @@ import duckdb
 import pytest
 
 from hotpatch_audit.config import Settings
-from hotpatch_audit.errors import SnapshotError
+from hotpatch_audit.errors import ConfigError, SnapshotError
 from hotpatch_audit.pipeline import RunRequest, run_audit
 from tests.snapshots import arc_row, make_snapshot, reseal
 
@@ -138,7 +138,7 @@ def test_missing_page_file_is_refused(settings: Settings, tmp_path: Path) -> Non
 def test_missing_manifest_is_a_clear_error(settings: Settings, tmp_path: Path) -> None:
     snap = make_snapshot(tmp_path / "snap", {})
     (snap / "manifest.json").unlink()
-    with pytest.raises(SnapshotError, match="manifest.json: missing"):
+    with pytest.raises(ConfigError, match="not a snapshot directory \\(no manifest.json there\\)"):
         _run(settings, snap, "r")
 
 

@@ -345,8 +345,9 @@ def load_query_pages(
             found = f"{table}: pages could not be read: {str(exc).splitlines()[0]}"
         raise SnapshotError(found) from exc
     bad = con.execute(
-        f"SELECT filename, idx, problem FROM (SELECT filename, idx, {row_checks(columns)} AS problem"
-        " FROM _stage) WHERE problem IS NOT NULL ORDER BY filename, idx LIMIT 1"
+        f"SELECT filename, idx, problem FROM (SELECT filename, idx, {row_checks(columns)} AS problem FROM"
+        f" (SELECT filename, idx, r, json_extract(r, {row_paths(columns)}) AS j FROM _stage))"
+        " WHERE problem IS NOT NULL ORDER BY filename, idx LIMIT 1"
     ).fetchone()
     if bad:
         raise SnapshotError(f"{bad[0]}: row {bad[1]}: {bad[2]}")
@@ -376,13 +377,14 @@ def load_query_pages(
 
 
 def row_checks(columns: list[tuple[str, str]]) -> str:
-    """A SQL CASE over a staged row `r` (JSON) naming its first problem, NULL when the row has the shape the raw
-    table declares: an object with a text id, text (or null) in every text column, an object or array (or null)
-    in every JSON column, no field longer than MAX_FIELD_CHARS (JSON: MAX_JSON_FIELD_CHARS)."""
+    """A SQL CASE over a staged row naming its first problem, NULL when the row has the shape the raw table
+    declares: an object with a text id, text (or null) in every text column, an object or array (or null) in
+    every JSON column, no field longer than MAX_FIELD_CHARS (JSON: MAX_JSON_FIELD_CHARS). It reads `r` (the row)
+    and `j`, the list json_extract(r, row_paths(columns)) gives: each document is parsed once, not per column."""
     checks = ["CASE WHEN json_type(r) <> 'OBJECT' THEN 'the row is not an object'",
-              "WHEN json_type(r->'$.id') IS DISTINCT FROM 'VARCHAR' OR r->>'$.id' = '' THEN 'the row has no id'"]
-    for name, typ in columns:
-        field = f"r->'$.\"{name}\"'"
+              "WHEN json_type(j[1]) IS DISTINCT FROM 'VARCHAR' OR j[1]->>'$' = '' THEN 'the row has no id'"]
+    for k, (name, typ) in enumerate(columns, start=2):
+        field = f"j[{k}]"
         kind = (f"CASE json_type({field}) WHEN 'VARCHAR' THEN 'text' WHEN 'BOOLEAN' THEN 'boolean' WHEN 'OBJECT'"
                 f" THEN 'object' WHEN 'ARRAY' THEN 'array' ELSE 'number' END")
         if typ == "JSON":
@@ -400,12 +402,19 @@ def row_checks(columns: list[tuple[str, str]]) -> str:
                 f"WHEN json_type({field}) NOT IN ('VARCHAR', 'NULL') "
                 f"THEN 'field {name} is ' || {kind} || ', expected text'"
             )
+            # the JSON text is at least as long as the value: only a long one is unescaped to count exactly
             checks.append(
-                f"WHEN length(r->>'$.\"{name}\"') > {MAX_FIELD_CHARS} "
-                f"THEN 'field {name} is ' || length(r->>'$.\"{name}\"') || ' characters long "
+                f"WHEN length(CAST({field} AS VARCHAR)) > {MAX_FIELD_CHARS} "
+                f"AND length({field}->>'$') > {MAX_FIELD_CHARS} "
+                f"THEN 'field {name} is ' || length({field}->>'$') || ' characters long "
                 f"(at most {MAX_FIELD_CHARS:,})'"
             )
     return " ".join(checks) + " END"
+
+
+def row_paths(columns: list[tuple[str, str]]) -> str:
+    """The JSON paths row_checks reads, as a SQL list literal: id first, then every column in order."""
+    return "[" + ", ".join(["'$.id'", *(f"'$.\"{name}\"'" for name, _ in columns)]) + "]"
 
 
 def load_snapshot(con: duckdb.DuckDBPyConnection, run_id: str, snap: Snapshot) -> dict[str, int]:
