@@ -195,6 +195,19 @@ def _run_case(ledger: Path, case: dict[str, Any], work: Path) -> None:
     for want in case.get("expect_readiness", []):
         want = {"run_id": default_run, **want}
         assert [r for r in ready if _matches(r, want)], f"expected {want}; got {[(r['machine'], r['first_failing_gate'], r['gate_code']) for r in ready]}"
+    cur = con.execute("select *, machine_name as machine from audit.open_actions")
+    names = [d[0] for d in cur.description]
+    actions = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    for want in case.get("expect_actions", []):
+        want = {"run_id": default_run, **want}
+        assert [a for a in actions if _matches(a, want)], f"expected action {want}; got {[(a['machine'], a['root_cause'], a['code'], a['months'], a['remediation']) for a in actions if a['run_id'] == want['run_id']]}"
+    for unwanted in case.get("absent_actions", []):
+        unwanted = {"run_id": default_run, **unwanted}
+        hits = [a for a in actions if _matches(a, unwanted)]
+        assert not hits, f"unexpected actions {[(a['root_cause'], a['code'], a['months'], a['remediation']) for a in hits]}"
+    if case.get("one_action_per_cause", True):
+        keys = [(a["run_id"], a["machine_id"], a["root_cause"]) for a in actions]
+        assert len(keys) == len(set(keys)), "a machine has two open actions for one root cause"
     cur = con.execute("select *, machine_name as machine from core.machines")
     names = [d[0] for d in cur.description]
     machines = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

@@ -111,17 +111,36 @@ title_available as (
 
 build_proof as (
     -- Arc osVersion in the history of runs: the first run (after release, before the next baseline)
-    -- whose build is at or above the month's build and below the next baseline's. Today's build says
-    -- nothing about when a past month's hotpatch was installed.
+    -- whose build is the month's build or a later one of the same quarter, each compared only with a
+    -- calendar row of a release kind (hotpatch builds are numbered below the same month's standard
+    -- LCU: a build the calendar does not list as a hotpatch or baseline proves nothing). Today's build
+    -- says nothing about when a past month's hotpatch was installed.
     select g.run_id, g.machine_id, g.month, min(o.evidence_as_of) as build_seen_at,
         arg_min(o.evidence_run_id, o.evidence_as_of) as build_run_id
     from grid g
     join core.run_evidence o on o.run_id = g.run_id and o.evidence_as_of >= g.release_date
         and (g.next_baseline_release_date is null or o.evidence_as_of < g.next_baseline_release_date)
     join build_history b on b.run_id = o.evidence_run_id and b.machine_id = g.machine_id
+    join core.run_calendar_months k on k.run_id = g.run_id and k.track = g.track
+        and k.build_number = b.build_number and k.build_ubr = b.build_ubr
+        and k.month >= g.month and (g.next_baseline_month is null or k.month < g.next_baseline_month)
     where g.machine_kind = 'arc' and g.month_build_number is not null
         and b.build_number = g.month_build_number and b.build_ubr >= g.month_build_ubr
         and (g.next_baseline_build_ubr is null or b.build_ubr < g.next_baseline_build_ubr)
+    group by g.run_id, g.machine_id, g.month
+),
+build_unchanged as (
+    -- positive evidence of no install: the same Arc build in a run before the month's release and in a
+    -- run after its grace end
+    select g.run_id, g.machine_id, g.month, any_value(b1.build_number || '.' || b1.build_ubr) as unchanged_build
+    from grid g
+    join core.run_evidence o1 on o1.run_id = g.run_id and o1.evidence_as_of < g.release_date
+    join build_history b1 on b1.run_id = o1.evidence_run_id and b1.machine_id = g.machine_id
+    join core.run_evidence o2 on o2.run_id = g.run_id and o2.evidence_as_of > g.grace_end + interval 1 day
+        and (g.next_baseline_release_date is null or o2.evidence_as_of < g.next_baseline_release_date)
+    join build_history b2 on b2.run_id = o2.evidence_run_id and b2.machine_id = g.machine_id
+    where g.machine_kind = 'arc' and b1.build_ubr is not null
+        and b2.build_number = b1.build_number and b2.build_ubr = b1.build_ubr
     group by g.run_id, g.machine_id, g.month
 ),
 enrolled_events as (
@@ -148,6 +167,7 @@ judged as (
         bp.build_seen_at as month_kb_build_seen_at,
         bp.build_run_id as month_kb_build_run_id,
         coalesce(ki.failed, ti.failed, false) as month_kb_failed,
+        bu.unchanged_build,
         ka.kb is not null or ta.kb is not null as month_kb_available,
         ta.kb is not null as month_kb_available_by_title,
         coalesce(lo.lcu_offered, false) as lcu_offered,
@@ -169,6 +189,7 @@ judged as (
     left join (select run_id, machine_id, month, min(kb) as kb from title_available group by all) ta
         on ta.run_id = g.run_id and ta.machine_id = g.machine_id and ta.month = g.month
     left join build_proof bp on bp.run_id = g.run_id and bp.machine_id = g.machine_id and bp.month = g.month
+    left join build_unchanged bu on bu.run_id = g.run_id and bu.machine_id = g.machine_id and bu.month = g.month
     left join lcu_offered lo on lo.run_id = g.run_id and lo.machine_id = g.machine_id
     left join assessments a on a.run_id = g.run_id and a.machine_id = g.machine_id
     left join enrolled_events e
@@ -181,6 +202,7 @@ outcomes as (
         case
             when j.track is null then 'not_applicable'
             when j.installation_runs = 0 and j.month_kb_available and not j.assessment_is_stale then 'no_install'
+            when j.installation_runs = 0 and j.unchanged_build is not null and j.month_kb_installed_at is null then 'no_install'
             when j.installation_runs = 0 then 'unknown'
             when j.kind in ('baseline', 'unplanned_baseline') then
                 case when j.reboot_count > 0 then 'expected_reboot'
@@ -221,6 +243,7 @@ select
         'matched_by', month_kb_matched_by,
         'month_kb_installed_at', month_kb_installed_at,
         'month_kb_available', month_kb_available,
+        'unchanged_build', unchanged_build,
         'assessed_at', assessed_at,
         'off_track_event_month', off_track_event_month,
         'off_track_kbs', off_track_kbs,
@@ -255,6 +278,7 @@ select
     month_kb_build_run_id,
     month_kb_reboot_pending,
     month_kb_failed,
+    unchanged_build,
     month_kb_available,
     month_kb_available_by_title,
     lcu_offered,

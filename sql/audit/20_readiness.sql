@@ -142,14 +142,15 @@ select
         when gate_code = 'PATCH_MODE_NOT_PLATFORM' then 'Set patchMode to AutomaticByPlatform.'
         when gate_code in ('HYPERV_GEN1', 'FIRMWARE_NOT_UEFI') then 'Rebuild or convert the machine to UEFI (Hyper-V Generation 2).'
         when gate_code = 'SECURE_BOOT_OFF' then 'Turn on Secure Boot in the firmware.'
-        when gate_code in ('VBS_NOT_ENABLED', 'VBS_NOT_RUNNING') then 'Set HKLM\System\CurrentControlSet\Control\DeviceGuard\EnableVirtualizationBasedSecurity = 1 (or the Device Guard policy) and reboot; confirm VirtualizationBasedSecurityStatus = 2.'
+        when gate_code = 'VBS_NOT_ENABLED' then 'Turn on VBS: Group Policy Computer Configuration > Administrative Templates > System > Device Guard > Turn On Virtualization Based Security (Enabled), or set HKLM\System\CurrentControlSet\Control\DeviceGuard\EnableVirtualizationBasedSecurity = 1; reboot and confirm VirtualizationBasedSecurityStatus = 2.'
+        when gate_code = 'VBS_NOT_RUNNING' then 'VBS is enabled but the hypervisor does not run it: turn on virtualization extensions (Intel VT-x / AMD-V) and IOMMU in the firmware, make sure the hypervisor launches (bcdedit /enum shows hypervisorlaunchtype Auto), and on a VM expose virtualization extensions from the host; reboot and confirm VirtualizationBasedSecurityStatus = 2.'
         when gate_code = 'VBS_NESTED_VIRTUALIZATION' then 'Remove the Hyper-V role or WSL 2 from this VM, or enable nested virtualization support on the host, then reboot.'
         when gate_code = 'HVCI_NOT_CONFIGURED' then 'Turn on memory integrity (HypervisorEnforcedCodeIntegrity) and reboot.'
         when gate_code = 'VBS_UNKNOWN' then 'Deploy the hotpatch-audit-guest Machine Configuration assignment (or import guest facts).'
         when gate_code in ('NOT_ENROLLED', 'CANCELED', 'ENROLLMENT_FAILED', 'PENDING_TOO_LONG', 'ACTION_REQUIRED', 'STATUS_UNKNOWN') then
             case when machine_kind = 'arc' then 'Enable hotpatch in the Arc Hotpatch blade ("I want to license this Windows Server...") and resolve the reported error.'
                  else 'Set enableHotpatching = true (patchMode AutomaticByPlatform).' end
-        when gate_code = 'UPDATE_SOURCE_WSUS' then 'Set SetPolicyDrivenUpdateSourceForQualityUpdates = 0 (or remove UseWUServer/WUServer) so quality updates come from Windows Update.'
+        when gate_code = 'UPDATE_SOURCE_WSUS' then 'In the Group Policy Computer Configuration > Administrative Templates > Windows Components > Windows Update > Manage updates offered from Windows Server Update Service > Specify source service for specific classes of Windows Updates, set Quality Updates to Windows Update (SetPolicyDrivenUpdateSourceForQualityUpdates = 0) so quality updates come from Windows Update; a domain GPO overrides local edits.'
         when gate_code = 'NOT_ON_BASELINE' then 'Install the current quarter''s baseline cumulative update and reboot.'
         else ''
     end as remediation,

@@ -16,7 +16,7 @@ judged as (
         end as status,
         case outcome
             when 'unexpected_reboot' then 'medium'
-            when 'avoidable_reboot' then 'low'
+            when 'avoidable_reboot' then 'info'
             when 'no_install' then 'low'
             else 'info'
         end as severity,
@@ -29,7 +29,9 @@ judged as (
             when 'avoidable_reboot' then machine_name || ' is eligible for hotpatch but not enrolled (' || coalesce(status_at_start, hotpatch_status)
                 || ') and rebooted in hotpatch month ' || month || ' for ' || coalesce(cause_kbs, installed_kbs, 'the monthly update') || '; hotpatch would have avoided it.'
             when 'no_install' then machine_name || ' installed no monthly quality update in ' || month
-                || case when month_kb_available then ' (' || month_kb || ' still listed as available).' else ' (installation runs found none).' end
+                || case when month_kb_available then ' (' || month_kb || ' still listed as available).'
+                        when installation_runs = 0 and unchanged_build is not null then ' (the OS build stayed ' || unchanged_build || ' in runs before and after the month).'
+                        else ' (installation runs found none).' end
             else machine_name || ' has no installation data covering ' || month || '; the month is not judged.'
         end as reason,
         case outcome
@@ -51,4 +53,4 @@ select
     status, severity, reason, remediation,
     evidence
 from judged;
-comment on view audit.reboot_avoidance is 'Audit 1 findings: one per Windows machine-month of the period (not_applicable months left out) with the reboot-avoidance outcome as code: avoided and expected_reboot pass, unexpected_reboot / avoidable_reboot / no_install warn, unknown when no installation data covers the month.';
+comment on view audit.reboot_avoidance is 'Audit 1 findings: one per Windows machine-month of the period (not_applicable months left out) with the reboot-avoidance outcome as code: avoided and expected_reboot pass, unexpected_reboot and no_install warn (past outcomes: facts of the period, not open actions), avoidable_reboot warn at severity info (an opportunity, not a defect), unknown when no installation data covers the month.';

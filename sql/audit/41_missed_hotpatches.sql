@@ -13,6 +13,21 @@ first_install as (
     -- installation history reaches back to here; before it, absence of an install proves nothing
     select run_id, machine_id, min(start_time) as first_install_at from core.installations group by run_id, machine_id
 ),
+track_current as (
+    select * from audit.track_current
+),
+closure as (
+    -- the first later cumulative update of the track: it carries the month's fixes, so it closes the
+    -- month's miss (superseded), naming the KB and the date
+    select mm.run_id, mm.machine_id, mm.month,
+        min(u.installed_at) as closed_at,
+        first(u.kb order by u.installed_at, u.release_month) as closed_by,
+        first(u.release_month order by u.installed_at, u.release_month) as closed_month
+    from machine_months mm
+    join audit.track_updates u on u.run_id = mm.run_id and u.machine_id = mm.machine_id and u.release_month > mm.month
+    where mm.kind in ('hotpatch', 'baseline', 'unplanned_baseline')
+    group by all
+),
 hotpatch_months as (
     select mm.*,
         month_kb_installed_at is not null as is_installed,
@@ -49,20 +64,43 @@ missed as (
              else '' end as kb_note
     from hotpatch_months h
 ),
+missed_life as (
+    select m.*, tc.current_month, tc.current_kb,
+        case when m.status = 'warn' then coalesce(m.month_kb_installed_at, m.month_kb_build_seen_at) else c.closed_at end as closed_at,
+        case when m.status = 'warn' then m.kb_label else c.closed_by end as closed_by,
+        case when m.status = 'warn' then m.month else c.closed_month end as closed_month,
+        case when m.status = 'fail' and c.closed_at is not null then 'superseded'
+             when m.status = 'warn' then 'installed_late' end as closed_reason,
+        case when m.status = 'fail' and c.closed_at is not null
+                 then greatest(date_diff('day', m.grace_end, cast(c.closed_at as date)), 0)
+             when m.status = 'warn' then greatest(m.days_late, 0)
+             when m.status = 'fail' then greatest(m.days_past_grace, 0) end as exposure_days
+    from missed m
+    left join closure c using (run_id, machine_id, month)
+    left join track_current tc using (run_id, track)
+),
 missed_findings as (
     select
         case when status = 'unknown' and assessment_is_stale then 'stale' else 'missed' end as code,
         run_id, machine_id, machine_name, machine_kind, subscription_id, resource_group, owner, track, month,
         status,
         case
-            when status = 'fail' and days_past_grace > 45 then 'critical'
-            when status = 'fail' and days_past_grace > 14 then 'high'
+            when closed_reason is not null then 'closed' when status = 'fail' then 'open' when status = 'pass' then 'compliant'
+            when assessment_is_stale then 'open' else 'not_judged' end as state,
+        case
+            when status = 'fail' and exposure_days > 45 then 'critical'
+            when status = 'fail' and exposure_days > 14 then 'high'
             when status = 'fail' then 'medium'
             when status = 'warn' then 'low'
             when status = 'unknown' then 'medium'
             else 'info'
         end as severity,
-        case status
+        case
+            when status = 'fail' and closed_reason = 'superseded' then machine_name || ' did not install the ' || month || ' hotpatch'
+                || coalesce(' ' || kb_label, '') || kb_note || ' by the ' || grace_end || ' grace end; ' || coalesce(closed_by, 'the ' || closed_month || ' update')
+                || ' (' || closed_month || '), a later cumulative update of the track installed on ' || cast(cast(closed_at as date) as varchar)
+                || ', superseded it after ' || exposure_days || ' day(s) of exposure.'
+        else case status
             when 'fail' then machine_name || ' has not installed the ' || month || ' hotpatch' || coalesce(' ' || kb_label, '') || kb_note
                 || ', ' || days_past_grace || ' day(s) after the ' || grace_end || ' grace end'
                 || case when month_kb_available then '; the latest assessment still lists it as available'
@@ -81,22 +119,52 @@ missed_findings as (
                     || ' (no hotpatch-titled install, none listed as available, no failed install)'
                 else ' has no installation data covering ' || month end
                 || ', so the ' || month || ' hotpatch is not judged.'
-        end as reason,
-        case status
-            when 'fail' then 'Install ' || coalesce(kb_label, 'the month''s hotpatch') || ' through Update Manager (Windows Update source) and check the maintenance schedule.'
+        end end as reason,
+        case
+            when status = 'fail' and closed_reason is not null then ''
+            when status = 'fail' and current_kb is not null then 'Install the latest update of the track, ' || current_kb || ' (' || current_month
+                || '), through Update Manager (Windows Update source) and check the maintenance schedule.'
+            when status = 'fail' then 'Install the latest update of the track (' || current_month
+                || ') through Update Manager (Windows Update source) and check the maintenance schedule.'
+        else case status
             when 'warn' then 'Schedule hotpatch installs within ' || 'the grace period after Patch Tuesday.'
             when 'unknown' then case when assessment_is_stale then 'Enable periodic assessment (assessmentMode AutomaticByPlatform) so the machine is assessed at least weekly.'
                 else 'Make sure Update Manager installation results are collected every month, and add the month''s hotpatch KB to the release calendar.' end
             else ''
-        end as remediation,
+        end end as remediation,
+        closed_reason, closed_by, closed_at, exposure_days,
         json_object('run_id', run_id, 'month_kb', kb_label, 'matched_by', month_kb_matched_by, 'release_date', release_date, 'grace_end', grace_end,
             'installed_at', month_kb_installed_at, 'installed_by_build', month_kb_installed_by_build,
             'build_seen_at', month_kb_build_seen_at, 'build_run_id', month_kb_build_run_id,
             'install_failed', month_kb_failed,
             'available_in_assessment', month_kb_available, 'assessed_at', assessed_at,
             'status_at_start', status_at_start, 'status_run_id', status_run_id, 'status_from_later_run', status_from_later_run,
-            'calendar', calendar_note) as evidence
-    from missed
+            'calendar', calendar_note, 'closed_reason', closed_reason, 'closed_by', closed_by, 'closed_month', closed_month,
+            'closed_at', closed_at, 'exposure_days', exposure_days, 'current_update', current_kb, 'current_month', current_month) as evidence
+    from missed_life
+),
+returned as (
+    -- back on the track: the next baseline (or a later baseline or hotpatch, which needs it) installed
+    select e.run_id, e.machine_id, e.event_month,
+        min(u.installed_at) as closed_at,
+        first(u.kb order by u.installed_at, u.release_month) as closed_by,
+        first(u.release_month order by u.installed_at, u.release_month) as closed_month
+    from audit.off_track_events e
+    join audit.track_updates u on u.run_id = e.run_id and u.machine_id = e.machine_id
+        and e.next_baseline_month is not null and u.release_month >= e.next_baseline_month
+        and u.track_role in ('baseline', 'unplanned_baseline', 'hotpatch', 'other_hotpatch')
+    group by all
+),
+off_track_life as (
+    select e.*, r.closed_at, r.closed_by, r.closed_month,
+        case when r.closed_at is not null then 'returned' end as closed_reason,
+        greatest(date_diff('day', cast(e.event_at as date), cast(coalesce(r.closed_at, rs.as_of) as date)), 0) as exposure_days,
+        -- the baseline that returns the machine now: the next one, or the current one once later baselines shipped
+        case when tc.current_baseline_month > e.next_baseline_month then tc.current_baseline_month else e.next_baseline_month end as return_baseline
+    from audit.off_track_events e
+    join core.run_settings rs on rs.run_id = e.run_id
+    left join returned r on r.run_id = e.run_id and r.machine_id = e.machine_id and r.event_month = e.event_month
+    left join track_current tc on tc.run_id = e.run_id and tc.track = e.track
 ),
 off_track_findings as (
     -- one finding per event, on the month of the event (which may precede the period)
@@ -105,30 +173,65 @@ off_track_findings as (
         m.run_id, m.machine_id, m.machine_name, m.machine_kind, m.subscription_id, m.resource_group, m.owner, e.track,
         e.event_month as month,
         'fail' as status,
+        case when e.closed_at is not null then 'closed' else 'open' end as state,
         case when e.event_cause is not null then 'medium' else 'high' end as severity,
         m.machine_name || ' left the hotpatch track in ' || e.event_month || ' by installing ' || e.event_kbs
             || ', a cumulative update that is not the baseline or hotpatch; hotpatches cannot apply until the '
             || coalesce(e.next_baseline_month, 'next') || ' baseline (months lost: ' || coalesce(e.months_lost, 'none') || ')'
             || coalesce('. Cause: ' || e.event_cause, '')
-            || case when e.all_kbs <> e.event_kbs then '. Off-track updates up to the next baseline (no new finding): ' || e.all_kbs else '' end || '.' as reason,
-        'Install the ' || coalesce(e.next_baseline_month, 'next') || ' baseline to return to the hotpatch track'
-            || case when e.event_cause like '%licence%' then '; apply Microsoft''s licence workaround (feature override 4264695439) on Arc machines.'
-                    else '; exclude non-hotpatch cumulative updates from hotpatch machines'' schedules.' end as remediation,
+            || case when e.all_kbs <> e.event_kbs then '. Off-track updates up to the next baseline (no new finding): ' || e.all_kbs else '' end
+            || case when e.closed_at is not null then '; it returned to the track with ' || coalesce(e.closed_by, 'the ' || e.closed_month || ' update')
+                || ' (' || e.closed_month || ') on ' || cast(cast(e.closed_at as date) as varchar) || ', after ' || e.exposure_days || ' day(s)' else '' end
+            || '.' as reason,
+        case when e.closed_at is not null then ''
+            when e.event_cause like '%licence%' then 'Microsoft caused this (the Arc hotpatch licence expiry), not the machine''s owner: apply Microsoft''s licence workaround (feature override 4264695439) on Arc machines and install the '
+                || coalesce(e.return_baseline, 'next') || ' baseline to return to the hotpatch track.'
+            when e.event_cause is not null then 'Microsoft caused this (an update it offered to hotpatch machines), not the machine''s schedule: install the '
+                || coalesce(e.return_baseline, 'next') || ' baseline to return to the hotpatch track.'
+            else 'Install the ' || coalesce(e.return_baseline, 'next') || ' baseline to return to the hotpatch track'
+                || '; exclude non-hotpatch cumulative updates from hotpatch machines'' schedules.' end as remediation,
+        e.closed_reason, e.closed_by, e.closed_at, e.exposure_days,
         json_object('run_id', e.run_id, 'kbs', e.event_kbs, 'all_kbs', e.all_kbs, 'event_month', e.event_month, 'event_at', e.event_at,
             'months_lost', e.months_lost, 'next_baseline', e.next_baseline_month, 'cause', e.event_cause,
-            'status_at_start', e.status_at_event, 'status_run_id', e.status_run_id, 'status_from_later_run', e.status_from_later_run) as evidence
-    from audit.off_track_events e
+            'status_at_start', e.status_at_event, 'status_run_id', e.status_run_id, 'status_from_later_run', e.status_from_later_run,
+            'closed_reason', e.closed_reason, 'closed_by', e.closed_by, 'closed_month', e.closed_month, 'closed_at', e.closed_at,
+            'exposure_days', e.exposure_days) as evidence
+    from off_track_life e
     join machines m on m.run_id = e.run_id and m.machine_id = e.machine_id
     where e.enrolled_at_event
 ),
+quarter_hotpatch as (
+    -- a hotpatch of the quarter installed proves its baseline (hotpatches install only on it)
+    select mm.run_id, mm.machine_id, mm.month,
+        min(u.installed_at) as proved_at,
+        first(u.kb order by u.installed_at, u.release_month) as proved_by
+    from machine_months mm
+    join audit.track_updates u on u.run_id = mm.run_id and u.machine_id = mm.machine_id
+        and u.release_month > mm.month and (mm.next_baseline_month is null or u.release_month < mm.next_baseline_month)
+        and u.track_role in ('hotpatch', 'other_hotpatch')
+    where mm.kind in ('baseline', 'unplanned_baseline')
+    group by all
+),
+quarter_months as (
+    -- the quarter's hotpatch months that cannot apply without the baseline (up to the as-of month)
+    select c.run_id, c.track, q.baseline_month as month, string_agg(c.month, ', ' order by c.month) as months_lost
+    from core.run_calendar_months c
+    join core.run_calendar_baselines q on q.run_id = c.run_id and q.track = c.track and q.month = c.month
+    join core.run_settings r on r.run_id = c.run_id
+    where c.kind = 'hotpatch' and c.month <= r.as_of_month
+    group by all
+),
 baselines as (
     select mm.*,
-        coalesce(month_kb_installed_at is not null or month_kb_installed_by_build, false) as is_installed,
+        qh.proved_at as hotpatch_proved_at, qh.proved_by as hotpatch_proved_by, qm.months_lost,
+        coalesce(month_kb_installed_at is not null or month_kb_installed_by_build or qh.proved_at is not null, false) as is_installed,
         coalesce(fi.first_install_at <= mm.grace_end, false) as history_covers,
         coalesce(effective_kb, month_kb, 'the cumulative update') as kb_label,
         case when month_kb is null then ' (' || calendar_note || ')' else '' end as kb_note
     from machine_months mm
     left join first_install fi using (run_id, machine_id)
+    left join quarter_hotpatch qh using (run_id, machine_id, month)
+    left join quarter_months qm using (run_id, track, month)
     where kind in ('baseline', 'unplanned_baseline') and (enrolled_at_start or hotpatch_status = 'Enabled')
         and is_due
 ),
@@ -137,35 +240,59 @@ baseline_findings as (
         case when status = 'unknown' and assessment_is_stale then 'stale' else 'baseline_missed' end as code,
         run_id, machine_id, machine_name, machine_kind, subscription_id, resource_group, owner, track, month,
         status,
-        case when status = 'fail' and days_past_grace > 45 then 'critical' when status = 'fail' then 'high'
+        case when status in ('fail', 'warn') and closed_at is not null then 'closed' when status in ('fail', 'warn') then 'open'
+             when status = 'pass' then 'compliant' when assessment_is_stale then 'open' else 'not_judged' end as state,
+        case when status = 'fail' and coalesce(exposure_days, days_past_grace) > 45 then 'critical' when status = 'fail' then 'high'
              when status = 'warn' then 'medium' when status = 'unknown' then 'medium' else 'info' end as severity,
-        case status
+        case
+            when status in ('fail', 'warn') and closed_at is not null then machine_name || ' did not install the ' || month || ' baseline ' || kb_label || kb_note
+                || ' by the ' || grace_end || ' grace end; ' || coalesce(closed_by, 'the ' || closed_month || ' update')
+                || ' (' || closed_month || '), a later cumulative update of the track installed on ' || cast(cast(closed_at as date) as varchar)
+                || ', superseded it after ' || exposure_days || ' day(s) of exposure.'
+        else case status
             when 'fail' then machine_name || ' has not installed the ' || month || ' baseline ' || kb_label || kb_note || ', ' || days_past_grace
                 || ' day(s) after the ' || grace_end || ' grace end'
                 || case when month_kb_available then ' (the latest assessment still lists it as available)'
                         when month_kb_failed then ' (its installation failed and no later run installed it)' else '' end
-                || ', so that quarter''s hotpatches cannot apply.'
+                || ', so that quarter''s hotpatches cannot apply (months lost: ' || coalesce(months_lost, 'none yet') || ').'
             when 'warn' then machine_name || ' installed the ' || month || ' baseline ' || kb_label || kb_note || ' but the reboot is still pending after the grace period (reboot pending).'
             when 'pass' then machine_name || ' installed the ' || month || ' baseline ' || kb_label || kb_note
-                || case when month_kb_installed_at is null then ' (proved by the OS build in run ' || month_kb_build_run_id || ')' else '' end || '.'
+                || case when month_kb_installed_at is null and month_kb_installed_by_build then ' (proved by the OS build in run ' || month_kb_build_run_id || ')'
+                        when month_kb_installed_at is null then ' (proved by ' || coalesce(hotpatch_proved_by, 'a hotpatch') || ', a hotpatch of the same quarter installed on '
+                            || cast(cast(hotpatch_proved_at as date) as varchar) || ')'
+                        else '' end || '.'
             else machine_name || case when assessment_is_stale and assessed_at is null then ' has no patch assessment'
                 when assessment_is_stale then ' has a stale patch assessment (' || cast(assessed_at as varchar) || ')'
                 when month_kb is null then ' has no evidence either way for the ' || month || ' baseline' || kb_note
                     || ' (no Cumulative Update installed with a reboot, none listed as available, no failed install)'
                 else ' has no installation data covering ' || month end
                 || ', so the ' || month || ' baseline is not judged.'
-        end as reason,
-        case status
+        end end as reason,
+        case
+            when status in ('fail', 'warn') and closed_at is not null then ''
+            when status = 'fail' and current_baseline_month > month then 'Install the current baseline, ' || coalesce(current_baseline_kb, 'the cumulative update')
+                || ' (' || current_baseline_month || '), and reboot in the next maintenance window; it carries the ' || month || ' baseline.'
+        else case status
             when 'fail' then 'Install ' || kb_label || ' and reboot in the next maintenance window.'
             when 'warn' then 'Reboot the machine to complete ' || kb_label || '.'
             when 'unknown' then 'Enable periodic assessment so the machine is assessed at least weekly.'
-            else '' end as remediation,
+            else '' end end as remediation,
+        case when status in ('fail', 'warn') and closed_at is not null then 'superseded' end as closed_reason,
+        case when status in ('fail', 'warn') then closed_by end as closed_by,
+        case when status in ('fail', 'warn') then closed_at end as closed_at,
+        exposure_days,
         json_object('run_id', run_id, 'month_kb', kb_label, 'matched_by', month_kb_matched_by, 'grace_end', grace_end, 'installed_at', month_kb_installed_at,
             'installed_by_build', month_kb_installed_by_build, 'build_run_id', month_kb_build_run_id, 'install_failed', month_kb_failed,
             'available_in_assessment', month_kb_available, 'reboot_pending', month_kb_reboot_pending, 'assessed_at', assessed_at,
-            'calendar', calendar_note) as evidence
+            'proved_by_hotpatch', hotpatch_proved_by, 'unchanged_build', unchanged_build, 'months_lost', months_lost,
+            'calendar', calendar_note, 'closed_by', closed_by, 'closed_month', closed_month, 'closed_at', closed_at,
+            'exposure_days', exposure_days, 'current_baseline', current_baseline_kb, 'current_baseline_month', current_baseline_month) as evidence
     from (
-        select b.*,
+        select *,
+            case when status in ('fail', 'warn') and closed_at is not null then greatest(date_diff('day', grace_end, cast(closed_at as date)), 0)
+                 when status in ('fail', 'warn') then greatest(days_past_grace, 0) end as exposure_days
+        from (
+        select b.*, c.closed_at, c.closed_by, c.closed_month, tc.current_baseline_month, tc.current_baseline_kb,
             case
                 when b.is_installed and b.month_kb_reboot_pending then 'warn'
                 when b.is_installed and not b.assessment_is_stale then 'pass'
@@ -177,6 +304,9 @@ baseline_findings as (
                 else 'unknown'
             end as status
         from baselines b
+        left join closure c using (run_id, machine_id, month)
+        left join track_current tc using (run_id, track)
+        )
     )
 ),
 earlier_enabled as (
@@ -188,22 +318,36 @@ earlier_enabled as (
     where t.evidence_run_id <> t.run_id
     group by t.run_id, m.machine_id
 ),
+first_lost as (
+    -- the first run after the last Enabled one that saw the machine not Enabled (the run itself, at the latest)
+    select e.run_id, e.machine_id, arg_min(t.evidence_run_id, t.evidence_as_of) as lost_run_id,
+        min(t.evidence_as_of) as lost_as_of
+    from earlier_enabled e
+    join core.run_evidence t on t.run_id = e.run_id and t.evidence_as_of > e.enabled_as_of
+    join core.machines m on m.run_id = t.evidence_run_id and m.machine_id = e.machine_id and m.hotpatch_status <> 'Enabled'
+    group by e.run_id, e.machine_id
+),
 enrollment_lost_findings as (
     select
         'enrollment_lost' as code,
         m.run_id, m.machine_id, m.machine_name, m.machine_kind, m.subscription_id, m.resource_group, m.owner, m.track,
         null::varchar as month,
         'fail' as status,
+        'open' as state,
         'high' as severity,
         m.machine_name || ' was Enabled for hotpatch in run ' || e.enabled_run_id || ' (' || cast(e.enabled_as_of as varchar)
-            || ') and is now ' || m.hotpatch_status || coalesce(' (' || m.hotpatch_error_code || ': ' || m.hotpatch_error_message || ')', '') || '.' as reason,
+            || ') and is now ' || m.hotpatch_status || coalesce(' (' || m.hotpatch_error_code || ': ' || m.hotpatch_error_message || ')', '')
+            || '; first seen not Enabled in run ' || coalesce(l.lost_run_id, m.run_id) || ' (' || cast(coalesce(l.lost_as_of, rs.as_of) as varchar) || ').' as reason,
         case when m.machine_kind = 'arc' then 'Re-enable hotpatch in the Arc Hotpatch blade and check the licence feature and VBS.'
              else 'Set enableHotpatching = true with patchMode AutomaticByPlatform on the VM.' end as remediation,
         json_object('run_id', m.run_id, 'enabled_run_id', e.enabled_run_id, 'enabled_as_of', e.enabled_as_of,
+            'lost_run_id', coalesce(l.lost_run_id, m.run_id), 'lost_as_of', coalesce(l.lost_as_of, rs.as_of),
             'hotpatch_status', m.hotpatch_status, 'licence_status', m.hotpatch_licence_status,
             'enablement_status', m.hotpatch_enablement_status) as evidence
     from machines m
     join earlier_enabled e on e.run_id = m.run_id and e.machine_id = m.machine_id
+    join core.run_settings rs on rs.run_id = m.run_id
+    left join first_lost l on l.run_id = m.run_id and l.machine_id = m.machine_id
     where m.hotpatch_status <> 'Enabled'
 ),
 all_rows as (
@@ -217,6 +361,7 @@ select
     run_id,
     'missed_hotpatches' as audit,
     code, machine_id, machine_name, machine_kind, subscription_id, resource_group, owner, track, month,
-    status, severity, reason, remediation, evidence
+    status, severity, reason, remediation, evidence,
+    state, closed_reason, closed_by, closed_at, exposure_days
 from all_rows;
 comment on view audit.missed_hotpatches is 'Audit 2 findings for machines Enabled at the start of each month: missed (fail after grace, warn when installed late, pass in time or within grace), off_track (one finding on the month a non-hotpatch cumulative update was installed, with the months lost and the calendar event that explains it), baseline_missed, enrollment_lost (Enabled in an earlier run, not now) and stale (no fresh assessment: the month is not judged).';

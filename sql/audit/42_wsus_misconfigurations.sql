@@ -27,21 +27,42 @@ confirmed_findings as (
             || case when no_wu_internet = 1 then ', DoNotConnectToWindowsUpdateInternetLocations=1' else '' end || ')'
             || case when hotpatch_status = 'Enabled' or hotpatch_intended then ', so it does not receive hotpatches (status ' || hotpatch_status || ').'
                     else '; this blocks enrolling it in hotpatch.' end as reason,
-        'Set HKLM\SOFTWARE\Policies\Microsoft\Windows\WindowsUpdate\SetPolicyDrivenUpdateSourceForQualityUpdates = 0 (quality updates from Windows Update)'
-            || case when no_wu_internet = 1 then ' and DoNotConnectToWindowsUpdateInternetLocations = 0' else '' end
-            || ', or remove UseWUServer/WUServer from the machine''s update policy.' as remediation,
+        'In the Group Policy Computer Configuration > Administrative Templates > Windows Components > Windows Update > Manage updates offered from Windows Server Update Service > Specify source service for specific classes of Windows Updates, set Quality Updates to Windows Update (it writes HKLM\SOFTWARE\Policies\Microsoft\Windows\WindowsUpdate\SetPolicyDrivenUpdateSourceForQualityUpdates = 0)'
+            || case when no_wu_internet = 1 then ' and disable Do not connect to any Windows Update Internet locations (DoNotConnectToWindowsUpdateInternetLocations = 0)' else '' end
+            || '. A domain GPO overrides local edits: change the GPO that sets UseWUServer/WUServer, then run gpupdate /force.' as remediation,
         json_object('run_id', run_id, 'source', 'guest facts', 'report_id', report_id, 'collected_at', collected_at,
             'UseWUServer', use_wu_server, 'WUServer', wu_server, 'SetPolicyDrivenUpdateSourceForQualityUpdates', quality_updates_source,
             'DoNotConnectToWindowsUpdateInternetLocations', no_wu_internet, 'hotpatch_status', hotpatch_status) as evidence
     from confirmed
 ),
+offered as (
+    -- what the assessments offered, by the month each was assessed in, across the ledger's history of
+    -- runs (core.run_evidence: any run whose assessment falls in the month, not only the latest)
+    select t.run_id, a.machine_id, strftime(s.assessed_at, '%Y-%m') as month,
+        bool_or(a.track_role in ('other_lcu', 'oob_lcu')) as lcu_offered,
+        bool_or(a.track_role in ('hotpatch', 'oob_hotpatch', 'other_hotpatch')) as hotpatch_offered
+    from core.run_evidence t
+    join core.available_patches a on a.run_id = t.evidence_run_id
+    join core.assessments s on s.run_id = t.evidence_run_id and s.machine_id = a.machine_id
+    where s.assessed_at is not null
+    group by all
+),
+wsus_months as (
+    -- a hotpatch month counts when the standard cumulative update was offered or installed and the
+    -- month's hotpatch never was (not installed, not offered)
+    select mm.*,
+        (mm.installed_lcu or coalesce(o.lcu_offered, false))
+            and mm.month_kb_installed_at is null and not mm.month_kb_available and not coalesce(o.hotpatch_offered, false) as lcu_not_hotpatch
+    from machine_months mm
+    left join offered o on o.run_id = mm.run_id and o.machine_id = mm.machine_id and o.month = mm.month
+    where mm.kind = 'hotpatch'
+),
 behaviour as (
     select run_id, machine_id,
-        count(*) filter (where kind = 'hotpatch' and (installed_lcu or month_kb_available) and month_kb_installed_at is null) as lcu_months,
-        count(*) filter (where kind = 'hotpatch' and month_kb_installed_at is not null) as hotpatch_months,
-        string_agg(month, ', ' order by month) filter (where kind = 'hotpatch' and (installed_lcu or month_kb_available) and month_kb_installed_at is null) as months,
-        bool_or(lcu_offered) as lcu_offered
-    from machine_months
+        count(*) filter (where lcu_not_hotpatch) as lcu_months,
+        count(*) filter (where month_kb_installed_at is not null) as hotpatch_months,
+        string_agg(month, ', ' order by month) filter (where lcu_not_hotpatch) as months
+    from wsus_months
     group by run_id, machine_id
 ),
 suspected_findings as (
@@ -52,7 +73,7 @@ suspected_findings as (
         'medium' as severity,
         m.machine_name || ' is enrolled but in ' || b.lcu_months || ' hotpatch months (' || b.months
             || ') was offered or installed the standard cumulative update and never a hotpatch; this fits a WSUS update source (no guest facts to confirm).' as reason,
-        'Deploy the hotpatch-audit-guest assignment to confirm the update source; if WSUS, set SetPolicyDrivenUpdateSourceForQualityUpdates = 0.' as remediation,
+        'Deploy the hotpatch-audit-guest assignment to confirm the update source; if it is WSUS, set Quality Updates to Windows Update in the Group Policy Specify source service for specific classes of Windows Updates (SetPolicyDrivenUpdateSourceForQualityUpdates = 0), in the domain GPO that applies.' as remediation,
         json_object('run_id', m.run_id, 'source', 'installation and assessment behaviour', 'months', b.months,
             'hotpatch_months', b.hotpatch_months, 'hotpatch_status', m.hotpatch_status) as evidence
     from machines m
@@ -73,4 +94,4 @@ select
     null::varchar as month,
     status, severity, reason, remediation, evidence
 from all_rows;
-comment on view audit.wsus_misconfigurations is 'Audit 3 findings: wsus_confirmed (fresh guest facts show UseWUServer=1 with a WUServer and no policy sending quality updates to Windows Update, on an enrolled or intended machine: fail, critical with DoNotConnectToWindowsUpdateInternetLocations=1), wsus_unenrolled (same on an eligible unenrolled machine: warn), wsus_suspected (no guest facts, enrolled, two or more hotpatch months with the standard LCU and never a hotpatch: warn).';
+comment on view audit.wsus_misconfigurations is 'Audit 3 findings: wsus_confirmed (fresh guest facts show UseWUServer=1 with a WUServer and no policy sending quality updates to Windows Update, on an enrolled or intended machine: fail, critical with DoNotConnectToWindowsUpdateInternetLocations=1), wsus_unenrolled (same on an eligible unenrolled machine: warn), wsus_suspected (no guest facts, enrolled, two or more hotpatch months in which the standard LCU was offered in any assessment of the month, across runs, or installed, and the hotpatch KB never was offered or installed: warn).';

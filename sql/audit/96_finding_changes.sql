@@ -2,13 +2,14 @@
 -- Reads: meta.runs, meta.settings, audit.findings, audit.readiness (machines in a run's scope),
 -- audit.coverage (a machine's data gaps in a run).
 --
--- "Open" = status fail or warn. "Good" run = status succeeded or incomplete. For runs A (earlier) and
+-- "Open" = status fail or warn and state open (runs audited before the lifecycle: state null counts as
+-- open; closed, past and opportunity findings are not open). "Good" run = status succeeded or incomplete. For runs A (earlier) and
 -- B (later) of one scope, every finding open in A, open in B or waived in B gets one change:
 --   still_open  open in A and in B
 --   new         open in B, not open in A, never open in a good monthly run of the scope before A
 --   regressed   open in B, not open in A, open in a good monthly run of the scope before A
 --   waived      waived in B (neither open nor fixed)
---   fixed       open in A; in B status pass, or absent while the machine is in B's scope, has no
+--   fixed       open in A; in B status pass, closed (superseded by a later update, back on track), or absent while the machine is in B's scope, has no
 --               data gap in B and the finding's month is still inside B's reporting period
 --   unknown     open in A; in B status unknown, machine gone from B's scope, a data gap in B, or the
 --               month left B's reporting period (change_detail says which). Never fixed on missing data.
@@ -60,7 +61,7 @@ first_open as (
     select r.scope, f.finding_id, min(r.as_of) as first_open_as_of
     from audit.findings f
     join meta.runs r on r.run_id = f.run_id
-    where f.status in ('fail', 'warn')
+    where f.status in ('fail', 'warn') and coalesce(f.state, 'open') = 'open'
       and r.is_monthly and r.status in ('succeeded', 'incomplete')
       and r.scope in (select scope from scopes)
     group by r.scope, f.finding_id
@@ -69,11 +70,12 @@ keys as (
     -- findings open in A, or open or waived in B (the rows a diff talks about)
     select p.run_id, p.previous_run_id, f.finding_id
     from pairs p
-    join audit.findings f on f.run_id = p.previous_run_id and f.status in ('fail', 'warn')
+    join audit.findings f on f.run_id = p.previous_run_id and f.status in ('fail', 'warn') and coalesce(f.state, 'open') = 'open'
     union
     select p.run_id, p.previous_run_id, f.finding_id
     from pairs p
-    join audit.findings f on f.run_id = p.run_id and f.status in ('fail', 'warn', 'waived')
+    join audit.findings f on f.run_id = p.run_id
+        and (f.status = 'waived' or (f.status in ('fail', 'warn') and coalesce(f.state, 'open') = 'open'))
 ),
 in_scope as (
     select distinct r.run_id, r.machine_id
@@ -106,10 +108,11 @@ joined as (
         coalesce(fb.owner, fa.owner) as owner,
         coalesce(fb.month, fa.month) as month,
         fa.status as status_before,
-        fb.status as status_now,
+        case when fb.status in ('fail', 'warn') and coalesce(fb.state, 'open') <> 'open' then fb.state else fb.status end as status_now,
+        fb.closed_by, fb.closed_at,
         coalesce(fb.severity, fa.severity) as severity,
         coalesce(fb.reason, fa.reason) as reason,
-        coalesce(fa.status in ('fail', 'warn'), false) as open_before
+        coalesce(fa.status in ('fail', 'warn') and coalesce(fa.state, 'open') = 'open', false) as open_before
     from keys k
     left join audit.findings fa on fa.run_id = k.previous_run_id and fa.finding_id = k.finding_id
     left join audit.findings fb on fb.run_id = k.run_id and fb.finding_id = k.finding_id
@@ -128,6 +131,8 @@ classified as (
             when j.status_now in ('fail', 'warn') then 'new'
             when j.status_now = 'waived' then 'waived'
             when j.status_now = 'pass' then 'fixed'
+            when j.status_now = 'closed' then 'fixed'
+            when j.status_now in ('past', 'opportunity') then 'unknown'
             when j.status_now = 'unknown' then 'unknown'
             when s.machine_id is null then 'unknown'
             when gp.issues is not null then 'unknown'
@@ -141,6 +146,9 @@ classified as (
             when j.status_now in ('fail', 'warn') then 'first time open in this scope'
             when j.status_now = 'waived' then 'waived in this run'
             when j.status_now = 'pass' then 'passes in this run'
+            when j.status_now = 'closed' then coalesce('closed by ' || j.closed_by || ' installed ' || strftime(j.closed_at, '%Y-%m-%d'), 'closed since the previous run')
+            when j.status_now = 'past' then 'no longer open: a past month''s outcome'
+            when j.status_now = 'opportunity' then 'no longer open: an opportunity, not a finding'
             when j.status_now = 'unknown' then 'status unknown in this run (missing or stale data)'
             when s.machine_id is null then 'machine no longer in this run''s scope'
             when gp.issues is not null then 'no finding in this run, but its data has gaps: ' || gp.issues

@@ -1,0 +1,116 @@
+-- The two registers over audit.findings (docs/findings.md) and the hotpatch rates.
+--   audit.open_actions       "Open now", the owner's list: one row per run, machine and root cause
+--   audit.period_exceptions  "The period's exceptions", the auditor's register: every non-compliant
+--                            machine-month of the period, open or closed, with its exposure
+--   audit.hotpatch_rates     hotpatch efficacy and reboot-free coverage per hotpatch month
+
+create or replace view audit.open_findings as
+with
+open_rows as (
+    -- runs audited before the lifecycle existed (state null): fail and warn count as open, as they did
+    select * from audit.findings
+    where status in ('fail', 'warn', 'unknown')
+        and coalesce(state, case when status = 'unknown' then 'not_judged' else 'open' end) = 'open'
+),
+machine_causes as (
+    -- causes that explain a machine's missed months: the update source (WSUS) first, then VBS not running
+    select run_id, machine_id,
+        bool_or(code in ('wsus_confirmed', 'wsus_suspected')) as on_wsus,
+        bool_or(code in ('VBS_NOT_ENABLED', 'VBS_NOT_RUNNING', 'VBS_NESTED_VIRTUALIZATION') and status = 'fail') as vbs_down
+    from open_rows
+    group by run_id, machine_id
+)
+select
+    f.*,
+    case
+        when f.code in ('wsus_confirmed', 'wsus_suspected', 'wsus_unenrolled') then 'update_source'
+        when f.audit = 'vbs_blockers' then 'vbs'
+        when f.code in ('missed', 'baseline_missed', 'off_track') and c.on_wsus then 'update_source'
+        when f.code in ('missed', 'baseline_missed', 'off_track') and c.vbs_down then 'vbs'
+        when f.code in ('missed', 'baseline_missed', 'off_track') then 'behind'
+        when f.code = 'stale' then 'assessment'
+        when f.code = 'enrollment_lost' then 'enrollment'
+        else f.code
+    end as root_cause,
+    -- which finding's reason and fix speak for the action: the cause itself first, then the current
+    -- baseline (a machine must be on it before a hotpatch applies), then off track, then the newest miss
+    case
+        when f.code in ('wsus_confirmed', 'wsus_suspected', 'wsus_unenrolled') or f.audit = 'vbs_blockers' then 0
+        when f.code = 'baseline_missed' then 1
+        when f.code = 'off_track' then 2
+        else 3
+    end as action_priority
+from open_rows f
+left join machine_causes c on c.run_id = f.run_id and c.machine_id = f.machine_id;
+comment on view audit.open_findings is 'The open findings of audit.findings (state open: present at the as-of time and fixable; waived ones are not open) with root_cause, the cause they share on their machine: update_source (WSUS; a machine''s missed months on WSUS belong to it), vbs (readiness gates 4-8; missed months of an Enabled machine whose VBS does not run belong to it), behind (missed, baseline_missed, off_track: not on the current update of the track), assessment (stale), enrollment (enrollment_lost), else the code. action_priority: which finding speaks for the action (0 the cause, 1 baseline, 2 off track, 3 a miss).';
+
+create or replace view audit.open_actions as
+with
+ranked as (
+    select *,
+        row_number() over (partition by run_id, machine_id, root_cause order by action_priority,
+            month desc nulls first,
+            case severity when 'critical' then 0 when 'high' then 1 when 'medium' then 2 when 'low' then 3 else 4 end,
+            code) as pick
+    from audit.open_findings
+),
+grouped as (
+    select run_id, machine_id, root_cause,
+        count(*) as findings,
+        list(finding_id order by finding_id) as finding_ids,
+        string_agg(distinct code, ', ' order by code) as codes,
+        string_agg(distinct month, ', ' order by month) as months,
+        min(month) as first_month,
+        max(exposure_days) as days_overdue,
+        bool_or(status = 'fail') as any_fail,
+        bool_or(status = 'warn') as any_warn,
+        min(case severity when 'critical' then 0 when 'high' then 1 when 'medium' then 2 when 'low' then 3 else 4 end) as severity_rank
+    from audit.open_findings
+    group by run_id, machine_id, root_cause
+)
+select
+    md5('action|' || r.root_cause || '|' || r.machine_id) as action_id,
+    r.run_id, r.audit, r.code, r.root_cause, r.machine_id, r.machine_name, r.machine_kind, r.subscription_id,
+    r.resource_group, r.owner, r.track,
+    g.months, g.first_month,
+    case when g.any_fail then 'fail' when g.any_warn then 'warn' else 'unknown' end as status,
+    ['critical', 'high', 'medium', 'low', 'info'][g.severity_rank + 1] as severity,
+    g.severity_rank,
+    g.days_overdue,
+    r.reason, r.remediation,
+    g.codes, g.findings, g.finding_ids,
+    r.finding_id as lead_finding_id
+from ranked r
+join grouped g on g.run_id = r.run_id and g.machine_id = r.machine_id and g.root_cause = r.root_cause
+where r.pick = 1;
+comment on view audit.open_actions is 'Open now, the owner''s list: one action per run, machine and root cause (audit.open_findings), stable action_id = md5(action|root_cause|machine_id). The lead finding (audit, code, reason, remediation, lead_finding_id) speaks for it: the cause itself, else the newest baseline, else off track, else the newest miss, so the fix names only an update current at the as-of time. months: every month the action explains; codes, findings and finding_ids: the open findings it groups; status fail if any is fail; severity the highest; days_overdue the longest exposure.';
+
+create or replace view audit.period_exceptions as
+select
+    f.run_id, f.finding_id, f.audit, f.code, f.machine_id, f.machine_name, f.machine_kind, f.subscription_id,
+    f.resource_group, f.owner, f.track, f.month, f.status, f.severity,
+    case when f.status = 'waived' then 'waived' else f.state end as state,
+    f.closed_reason, f.closed_by, f.closed_at, f.exposure_days, f.reason, f.waiver_id
+from audit.findings f
+where f.month is not null
+    and f.status in ('fail', 'warn', 'waived')
+    and coalesce(f.state, 'open') in ('open', 'closed', 'past');
+comment on view audit.period_exceptions is 'The period''s exceptions, the auditor''s register: every machine-month of the run''s period that was not compliant (status fail, warn or waived), open or closed, with its exposure in days (grace end to the closing update, or to the as-of time while open), what closed it (closed_reason, closed_by, closed_at) and whether a waiver covers it (state waived). Opportunities (avoidable_reboot) and months without a judgement (unknown) are not exceptions.';
+
+create or replace view audit.hotpatch_rates as
+select
+    run_id, track, month,
+    count(*) filter (where enrolled_at_start and outcome <> 'unknown') as enrolled_months,
+    count(*) filter (where enrolled_at_start and outcome = 'avoided') as enrolled_avoided,
+    count(*) filter (where enrolled_at_start and outcome = 'unknown') as enrolled_unknown,
+    count(*) filter (where outcome <> 'unknown') as eligible_months,
+    count(*) filter (where outcome = 'avoided') as avoided,
+    count(*) filter (where outcome = 'unknown') as eligible_unknown,
+    count(*) filter (where outcome = 'avoidable_reboot') as avoidable_reboots,
+    round(100.0 * count(*) filter (where enrolled_at_start and outcome = 'avoided')
+        / nullif(count(*) filter (where enrolled_at_start and outcome <> 'unknown'), 0), 1) as efficacy_pct,
+    round(100.0 * count(*) filter (where outcome = 'avoided') / nullif(count(*) filter (where outcome <> 'unknown'), 0), 1) as coverage_pct
+from audit.machine_months
+where kind = 'hotpatch' and outcome <> 'not_applicable'
+group by run_id, track, month;
+comment on view audit.hotpatch_rates is 'Per run, track and hotpatch month: hotpatch efficacy = enrolled_avoided / enrolled_months (machines Enabled at the start of the month, known outcome: "does hotpatch work where we turned it on") and reboot-free coverage = avoided / eligible_months (every eligible machine, enrolled or not, known outcome: "how much of the fleet benefits"), in percent; months with an unknown outcome are left out of both and counted (enrolled_unknown, eligible_unknown); avoidable_reboots is the opportunity. Sum the counts over tracks or months before dividing.';
