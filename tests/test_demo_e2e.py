@@ -80,18 +80,48 @@ def test_html_is_offline_and_demo_hostile_tags_are_inert(demo_history: tuple[Set
     assert owners, "the demo fleet carries hostile tag text"
 
 
-def test_findings_csv_has_every_finding(demo_history: tuple[Settings, list[str]]) -> None:
+def test_exports_hold_the_registers_and_every_finding(demo_history: tuple[Settings, list[str]]) -> None:
+    """open_actions.csv is audit.open_actions, exceptions.csv audit.period_exceptions, findings.parquet every
+    finding with its evidence; no open action names a superseded update, no machine has two for one cause."""
     settings, run_ids = demo_history
-    with _reports(demo_history)["findings.csv"].open(newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+    files = _reports(demo_history)
+    with files["open_actions.csv"].open(newline="", encoding="utf-8") as fh:
+        actions = list(csv.DictReader(fh))
+    with files["exceptions.csv"].open(newline="", encoding="utf-8") as fh:
+        exceptions = list(csv.DictReader(fh))
     con = duckdb.connect(str(settings.ledger_path), read_only=True)
     try:
-        n = con.execute("SELECT count(*) FROM audit.findings WHERE run_id = ?", [run_ids[-1]]).fetchone()[0]
+        n_actions, n_exceptions, n_findings, parquet = con.execute(
+            "SELECT (SELECT count(*) FROM audit.open_actions WHERE run_id = $1),"
+            " (SELECT count(*) FROM audit.period_exceptions WHERE run_id = $1),"
+            " (SELECT count(*) FROM audit.findings WHERE run_id = $1),"
+            " (SELECT count(*) FROM read_parquet($2))",
+            [run_ids[-1], str(files["findings.parquet"])]).fetchone()
+        # an open miss on a machine that later installed a cumulative update of its track would be superseded
+        superseded = con.execute(
+            "SELECT count(*) FROM audit.findings f JOIN audit.track_updates u ON u.run_id = f.run_id"
+            " AND u.machine_id = f.machine_id AND u.release_month > f.month"
+            " WHERE f.run_id = $1 AND f.state = 'open' AND f.code IN ('missed', 'baseline_missed')",
+            [run_ids[-1]]).fetchone()
+        fixes = con.execute(
+            "SELECT a.remediation, c.current_kb FROM audit.open_actions a JOIN audit.track_current c"
+            " ON c.run_id = a.run_id AND c.track = a.track WHERE a.run_id = $1 AND a.root_cause = 'behind'"
+            " AND a.code = 'missed'", [run_ids[-1]]).fetchall()
+        closed = con.execute(
+            "SELECT closed_by FROM audit.findings WHERE run_id = $1 AND state = 'closed'", [run_ids[-1]]).fetchall()
     finally:
         con.close()
-    assert len(rows) == n
-    assert all(not r["machine_name"].startswith(("=", "+", "-", "@")) for r in rows)
-    json.loads(rows[0]["evidence"])
+    assert superseded == (0,)
+    assert len(actions) == n_actions > 0 and len(exceptions) == n_exceptions > 0 and parquet == n_findings
+    assert len({(r["machine_id"], r["root_cause"]) for r in actions}) == len(actions)
+    assert {r["status"] for r in exceptions} <= {"fail", "warn", "waived"}
+    assert {r["state"] for r in exceptions} >= {"open", "closed"}  # the demo history has machines that caught up
+    closed_kbs = {kb for (kb,) in closed if kb}
+    assert closed_kbs
+    for remediation, current_kb in fixes:  # a miss's fix names the update current at the as-of time
+        assert current_kb is None or current_kb in remediation
+    assert all(not r["machine_name"].startswith(("=", "+", "-", "@")) for r in actions + exceptions)
+    assert "findings.csv" not in files  # complete detail is Parquet unless csv_detail is set
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -137,7 +167,7 @@ def test_cli_demo_report_shows_waivers_changes_owners_and_cost(tmp_path: Path) -
     """The demo as a user runs it: waivers applied, month-over-month, an owner on every finding, cost by month."""
     import os
 
-    env = {**os.environ, "HOTPATCH_AUDIT_WORK_DIR": str(tmp_path / "work")}
+    env = {**os.environ, "HOTPATCH_AUDIT_WORK_DIR": str(tmp_path / "work"), "HOTPATCH_AUDIT_CSV_DETAIL": "true"}
     env.pop("HOTPATCH_AUDIT_WAIVERS_PATH", None)
     out = tmp_path / "demo"
     result = subprocess.run(

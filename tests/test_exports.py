@@ -32,7 +32,7 @@ def exported(demo_history: tuple[Settings, list[str]], tmp_path_factory: pytest.
     from hotpatch_audit.pipeline import render_stage
 
     settings, run_ids = demo_history
-    s = settings.model_copy(update={"formats": ["csv", "parquet"]})
+    s = settings.model_copy(update={"formats": ["csv", "parquet"], "csv_detail": True})
     out = tmp_path_factory.mktemp("exports") / "reports"
     render_stage(s, run_ids[-1], out, per_owner=True)
     return Exported(s, run_ids[-1], out)
@@ -156,20 +156,46 @@ def test_per_owner_exports_hold_only_that_owners_rows(exported: Exported) -> Non
 def test_csv_defuses_formulas_and_parquet_keeps_the_raw_value(tmp_path: Path) -> None:
     ledger = tmp_path / "ledger.duckdb"
     build_report_ledger(ledger)
-    paths = render_reports(ledger, RUN_ID, tmp_path / "out", settings=Settings(), formats=("csv", "parquet"))
+    paths = render_reports(ledger, RUN_ID, tmp_path / "out", settings=Settings(csv_detail=True),
+                           formats=("csv", "parquet"))
     assert [p.name for p in paths] == [
+        "open_actions.csv",
+        "exceptions.csv",
         "findings.csv",
         "machine_months.csv",
+        "open_actions.parquet",
+        "exceptions.parquet",
         "findings.parquet",
         "machine_months.parquet",
     ]
     for export in EXPORTS:
         text_rows = _csv(tmp_path / "out" / export.file_name("csv"))
         names = {r["machine_name"] for r in text_rows}
-        assert "'" + FORMULA_NAME in names and FORMULA_NAME not in names
-        assert not any(v.startswith(("=", "+", "-", "@", "\t", "\r")) for r in text_rows for v in r.values())
         _, rows = _parquet(tmp_path / "out" / export.file_name("parquet"))
-        assert FORMULA_NAME in {r["machine_name"] for r in rows}
+        assert FORMULA_NAME not in names
+        assert not any(v.startswith(("=", "+", "-", "@", "\t", "\r")) for r in text_rows for v in r.values())
+        # the formula-named machine is in every export it has rows in, defused in the CSV, raw in the Parquet
+        assert (FORMULA_NAME in {r["machine_name"] for r in rows}) == ("'" + FORMULA_NAME in names)
+        if export.detail:
+            assert "'" + FORMULA_NAME in names
+
+
+def test_default_csv_exports_are_the_registers_with_non_pass_rows_only(tmp_path: Path) -> None:
+    """Without csv_detail the CSV exports are open_actions.csv and exceptions.csv (no pass rows); the complete
+    detail is in the Parquet files, which hold every finding, pass included."""
+    ledger = tmp_path / "ledger.duckdb"
+    build_report_ledger(ledger)
+    paths = render_reports(ledger, RUN_ID, tmp_path / "out", settings=Settings(), formats=("csv", "parquet"))
+    assert [p.name for p in paths if p.suffix == ".csv"] == ["open_actions.csv", "exceptions.csv"]
+    actions = _csv(tmp_path / "out" / "open_actions.csv")
+    exceptions = _csv(tmp_path / "out" / "exceptions.csv")
+    assert actions and {r["status"] for r in actions} <= {"fail", "warn", "unknown"}
+    assert {r["status"] for r in exceptions} <= {"fail", "warn", "waived"}
+    # one action per machine and root cause
+    assert len({(r["machine_id"], r["root_cause"]) for r in actions}) == len(actions)
+    _, findings = _parquet(tmp_path / "out" / "findings.parquet")
+    assert "pass" in {r["status"] for r in findings}
+    assert not (tmp_path / "out" / "findings.csv").exists()
 
 
 @pytest.mark.parametrize("value", ["=1+1", "+1", "-1", "@SUM(A1)", "\tx", "\rx", "web-01", "", "a=b", None])

@@ -152,8 +152,9 @@ def _machines_with_findings(report: DemoReport) -> list[tuple[str, str, int]]:
         return [
             (str(r[0]), str(r[1]), int(r[2]))
             for r in con.execute(
-                "select machine_id, any_value(machine_name), count(*) from audit.findings "
-                "where run_id = ? and status <> 'pass' group by machine_id order by 3 desc, 2",
+                # the rows the audit sections list: open actions and waived findings (report.action_items)
+                "select machine_id, any_value(machine_name), count(*) from report.action_items "
+                "where run_id = ? group by machine_id order by 3 desc, 2",
                 [report.run_id],
             ).fetchall()
         ]
@@ -351,7 +352,8 @@ def test_printing_hides_controls_prints_every_row_and_repeats_headers(
     assert hidden_name in text
     assert "Filter rows" not in text and "Show all machines" not in text
     headed = [p for p in pages if p.strip().startswith("Severity /")]
-    assert len(headed) > 10, f"{len(headed)} of {len(pages)} pages start with the findings header"
+    # long lists run over pages (one action per machine and cause keeps them shorter than a finding per month)
+    assert len(headed) >= 5, f"{len(headed)} of {len(pages)} pages start with the findings header"
     tab.assert_clean()
 
 

@@ -68,9 +68,11 @@ def test_manifest_lists_every_output_with_its_size_and_hash(rendered: Rendered) 
     assert {
         "audit.pdf",
         "audit.html",
-        "findings.csv",
+        "open_actions.csv",
+        "open_actions.parquet",
+        "exceptions.csv",
+        "exceptions.parquet",
         "findings.parquet",
-        "machine_months.csv",
         "machine_months.parquet",
         "SHA256SUMS",
     } == set(listed)

@@ -87,7 +87,7 @@ def test_demo_findings_all_have_an_owner_and_per_owner_reports_split_them(
     finally:
         con.close()
     assert total > 0 and nulls == 0
-    s = settings.model_copy(update={"formats": ["html", "csv"]})
+    s = settings.model_copy(update={"formats": ["html", "csv"], "csv_detail": True})
     out = tmp_path / "reports"
     paths = render_stage(s, run_id, out, per_owner=True)
     assert out / "audit.html" in paths and out / "findings.csv" in paths

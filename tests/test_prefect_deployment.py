@@ -249,7 +249,7 @@ def test_deploy_and_run_on_a_process_worker(server: dict[str, str], tmp_path: Pa
     assert all(t["state"]["type"] == "COMPLETED" for t in task_runs)
 
     reports = sorted(p.name for p in (tmp_path / "reports").rglob("*") if p.is_file())
-    assert "findings.csv" in reports and any(name.endswith(".html") for name in reports), reports
+    assert "open_actions.csv" in reports and any(name.endswith(".html") for name in reports), reports
     logs = httpx.post(
         f"{api}/logs/filter", json={"logs": {"flow_run_id": {"any_": [flow_run_id]}}}, timeout=60
     ).json()

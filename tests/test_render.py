@@ -1,4 +1,4 @@
-"""render.py: audit.html, audit.pdf (real WeasyPrint, read back with pypdf) and findings.csv."""
+"""render.py: audit.html, audit.pdf (real WeasyPrint, read back with pypdf) and the exports."""
 
 from __future__ import annotations
 
@@ -53,9 +53,11 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
     ledger = base / "ledger.duckdb"
     figures = build_report_ledger(ledger, incomplete_query=True)
     out = base / "out"
-    paths = render_reports(ledger, RUN_ID, out, settings=Settings(), generated_at=GENERATED_AT)
-    assert [p.name for p in paths] == ["audit.html", "audit.pdf", "findings.csv", "machine_months.csv",
-                                       "findings.parquet", "machine_months.parquet"]
+    paths = render_reports(ledger, RUN_ID, out, settings=Settings(csv_detail=True), generated_at=GENERATED_AT)
+    assert [p.name for p in paths] == ["audit.html", "audit.pdf",
+                                       "open_actions.csv", "exceptions.csv", "findings.csv", "machine_months.csv",
+                                       "open_actions.parquet", "exceptions.parquet", "findings.parquet",
+                                       "machine_months.parquet"]
     reader = pypdf.PdfReader(out / "audit.pdf")
     with (out / "findings.csv").open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
@@ -216,7 +218,7 @@ def test_a_failed_write_is_one_render_error_naming_the_file(rendered: Rendered, 
 
     from hotpatch_audit.console import guard
 
-    name = {"html": "audit.html", "pdf": "audit.pdf", "csv": "findings.csv"}[fmt]
+    name = {"html": "audit.html", "pdf": "audit.pdf", "csv": "open_actions.csv"}[fmt]
     (tmp_path / name).mkdir()
 
     def render() -> None:
@@ -266,7 +268,7 @@ def test_pdf_lists_top_n_and_points_to_csv(tmp_path: Path) -> None:
         ledger, RUN_ID, tmp_path, settings=Settings(pdf_top_n=1), formats=("html",), generated_at=GENERATED_AT
     )
     html = html_path.read_text(encoding="utf-8")
-    assert "more in findings.csv" not in html  # HTML lists up to 2,000 per section
+    assert "more in open_actions.csv" not in html  # HTML lists up to 2,000 per section
     # The PDF medium uses the same templates with pdf_top_n as the cap.
     from hotpatch_audit import render
 
@@ -274,7 +276,8 @@ def test_pdf_lists_top_n_and_points_to_csv(tmp_path: Path) -> None:
     data = render._read_run(con, RUN_ID, 1)
     con.close()
     vbs = next(s for s in data.sections if s.audit == "vbs_blockers")
-    assert len(vbs.actions) == 1 and vbs.actions_total == 3 and vbs.actions_more == 2
+    # two open actions (VBS not enabled / not running); VBS_UNKNOWN (unknown data) is a coverage gap, not an action
+    assert len(vbs.actions) == 1 and vbs.actions_total == 2 and vbs.actions_more == 1
 
 
 def test_render_opens_the_ledger_read_only(rendered: Rendered, tmp_path: Path) -> None:
@@ -285,7 +288,8 @@ def test_render_opens_the_ledger_read_only(rendered: Rendered, tmp_path: Path) -
         paths = render_reports(ledger, RUN_ID, tmp_path / "out", settings=Settings(), formats=("csv",))
     finally:
         ledger.chmod(0o644)
-    assert [p.name for p in paths] == ["findings.csv", "machine_months.csv"] and all(p.exists() for p in paths)
+    # by default the CSV exports are the two registers; the complete detail is Parquet (CSV with csv_detail)
+    assert [p.name for p in paths] == ["open_actions.csv", "exceptions.csv"] and all(p.exists() for p in paths)
 
 
 def test_fetcher_refuses_everything_but_static_assets(tmp_path: Path) -> None:

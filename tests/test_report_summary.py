@@ -103,7 +103,7 @@ def _figures(con: duckdb.DuckDBPyConnection, run_id: str, has_previous: bool) ->
         run_id,
     )
 
-    def months(outcome: str, first: str) -> int:
+    def months(outcome: str, first: str, last: str = month) -> int:
         return int(
             _scalar(
                 con,
@@ -111,7 +111,7 @@ def _figures(con: duckdb.DuckDBPyConnection, run_id: str, has_previous: bool) ->
                 run_id,
                 outcome,
                 first,
-                month,
+                last,
             )
         )
 
@@ -123,6 +123,14 @@ def _figures(con: duckdb.DuckDBPyConnection, run_id: str, has_previous: bool) ->
         """select count(*) filter (where outcome = 'avoided')
                   / nullif(count(*) filter (where outcome not in ('unknown', 'not_applicable')), 0)
            from audit.machine_months where run_id = $1 and month = $2 and kind = 'hotpatch'""",
+        run_id,
+        latest_hotpatch,
+    )
+    efficacy = _scalar(
+        con,
+        """select count(*) filter (where outcome = 'avoided')
+                  / nullif(count(*) filter (where outcome not in ('unknown', 'not_applicable')), 0)
+           from audit.machine_months where run_id = $1 and month = $2 and kind = 'hotpatch' and enrolled_at_start""",
         run_id,
         latest_hotpatch,
     )
@@ -142,14 +150,19 @@ def _figures(con: duckdb.DuckDBPyConnection, run_id: str, has_previous: bool) ->
             "and hotpatch_status = 'Enabled'",
             run_id,
         ),
-        "reboot_free_rate": rate,
-        "reboots_avoided_month": months("avoided", month),
+        # monthly figures are the latest hotpatch month's: like with like between runs
+        "hotpatch_efficacy": efficacy,
+        "reboot_free_coverage": rate,
+        "reboots_avoided_month": months("avoided", latest_hotpatch, latest_hotpatch),
         "reboots_avoided_ytd": months("avoided", year_start),
-        "downtime_avoided_month": months("avoided", month) * per_reboot,
+        "downtime_avoided_month": months("avoided", latest_hotpatch, latest_hotpatch) * per_reboot,
         "downtime_avoided_ytd": months("avoided", year_start) * per_reboot,
-        "avoidable_reboots_month": months("avoidable_reboot", month),
+        "avoidable_reboots_month": months("avoidable_reboot", latest_hotpatch, latest_hotpatch),
+        "open_actions": _scalar(con, "select count(*) from audit.open_actions where run_id = $1", run_id),
         "open_findings": _scalar(
-            con, "select count(*) from audit.findings where run_id = $1 and status in ('fail', 'warn')", run_id
+            con,
+            "select count(*) from audit.findings where run_id = $1 and status in ('fail', 'warn') and state = 'open'",
+            run_id,
         ),
         "new_findings": changes("new"),
         "regressed_findings": changes("regressed"),
@@ -205,8 +218,8 @@ def test_key_figures_and_changes_match_an_independent_query(demo: Demo) -> None:
         sign = "+" if delta > 0 else "-" if delta < 0 else ""
         arrow = "▲" if delta > 0 else "▼" if delta < 0 else "="
         assert _kpi_cell(demo.html, kpi) == f"{sign}{abs(delta):,} {arrow}"
-    rate_delta = (float(now["reboot_free_rate"] or 0) - float(before["reboot_free_rate"] or 0)) * 100
-    assert _kpi_cell(demo.html, "reboot_free_rate").startswith(
+    rate_delta = (float(now["reboot_free_coverage"] or 0) - float(before["reboot_free_coverage"] or 0)) * 100
+    assert _kpi_cell(demo.html, "reboot_free_coverage").startswith(
         f"{'+' if rate_delta > 0 else '-' if rate_delta < 0 else ''}{abs(rate_delta):.1f} pp"
     )
 
@@ -214,7 +227,7 @@ def test_key_figures_and_changes_match_an_independent_query(demo: Demo) -> None:
 def test_first_monthly_run_has_no_previous_run(demo: Demo) -> None:
     html = demo.first_html
     assert "No previous monthly run of this scope: nothing to compare with." in html
-    for kpi in ("machines_in_scope", "open_findings", "reboot_free_rate", "fixed_findings"):
+    for kpi in ("machines_in_scope", "open_findings", "hotpatch_efficacy", "reboot_free_coverage", "fixed_findings"):
         assert _kpi_cell(html, kpi) == "no previous run"
 
 
@@ -256,7 +269,7 @@ def test_charts_are_in_the_pdf_with_their_numbers(demo: Demo) -> None:
         ).fetchall()
         top_owner = con.execute(
             "select coalesce(owner, '(no owner tag)'), count(*) from audit.findings "
-            "where run_id = $1 and status in ('fail', 'warn') group by 1 order by 2 desc, 1 limit 1",
+            "where run_id = $1 and status in ('fail', 'warn') and state = 'open' group by 1 order by 2 desc, 1 limit 1",
             [last],
         ).fetchone()
         month_avoided = con.execute(
@@ -305,17 +318,18 @@ def test_owner_and_subscription_lists_are_sorted_by_severity_then_days_overdue(d
     con = duckdb.connect(str(demo.ledger), read_only=True)
     try:
         first_owner, items = con.execute(
-            "select coalesce(owner, '(no owner tag)'), count(*) from audit.findings "
-            "where run_id = $1 and status in ('fail', 'warn', 'unknown') group by 1 order by 2 desc, 1 limit 1",
+            "select coalesce(owner, '(no owner tag)'), count(*) from audit.open_actions "
+            "where run_id = $1 group by 1 order by 2 desc, 1 limit 1",
             [demo.run_ids[-1]],
         ).fetchone() or ("", 0)
     finally:
         con.close()
     heading = re.search(r'<h4 class="group-name" id="owner-1">(.*?)</h4>', html)
     assert heading and html_lib.unescape(heading.group(1)) == first_owner
-    # the PDF lists pdf_group_top_n (10) per owner and points to the CSV for the rest
-    assert f"10 of {items:,} listed, by severity, then days overdue" in demo.pdf_text
-    assert f"{items - 10:,} more in findings.csv." in demo.pdf_text
+    # the PDF lists pdf_group_top_n (10) actions per owner and points to the CSV for the rest
+    shown = min(items, 10)
+    assert f"{shown} of {items:,} listed, by severity, then days overdue" in demo.pdf_text
+    assert (f"{items - 10:,} more in open_actions.csv." in demo.pdf_text) == (items > 10)
 
 
 def test_charts_are_deterministic_and_draw_owner_names_as_glyphs_only() -> None:

@@ -125,7 +125,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Hostile:
     base = tmp_path_factory.mktemp("hostile")
     _hostile_ledger(base / "ledger.duckdb")
     out = base / "out"
-    render_reports(base / "ledger.duckdb", RUN_ID, out, settings=Settings(), generated_at=GENERATED_AT)
+    render_reports(base / "ledger.duckdb", RUN_ID, out, settings=Settings(csv_detail=True), generated_at=GENERATED_AT)
     reader = pypdf.PdfReader(out / "audit.pdf")
     return Hostile(
         out=out,

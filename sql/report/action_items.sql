@@ -1,20 +1,35 @@
 -- Report view: action_items
--- Reads: audit.findings
--- The findings a section lists: every finding that is not a pass, with the sort keys of the report
--- (action list: fail and warn first, then unknown; by severity, then month, then machine name).
--- Waived findings are listed apart (list_kind = 'waived'), never dropped.
+-- Reads: audit.open_actions, audit.findings
+-- What a section lists: the open actions (audit.open_actions: one row per machine and root cause, filed
+-- under the audit of its lead finding, the months it explains in month) and, apart, the waived findings
+-- (list_kind 'waived', never dropped). Closed findings, past months' outcomes and opportunities are the
+-- period's register (audit.period_exceptions, exceptions.csv), not actions; unknown months are counted
+-- in the coverage box. Sort keys: severity, then days overdue, then machine name.
 create or replace view report.action_items as
-with findings as (
-    select * from audit.findings where status <> 'pass' and (getvariable('report_owner') is null or coalesce(owner, '(no owner tag)') = getvariable('report_owner'))
+with actions as (
+    select
+        action_id as finding_id, run_id, audit, code, machine_id, machine_name, machine_kind, subscription_id,
+        resource_group, owner, track, months as month, status, severity, reason, remediation, days_overdue,
+        root_cause, codes, findings,
+        'action' as list_kind
+    from audit.open_actions
+    where getvariable('report_owner') is null or coalesce(owner, '(no owner tag)') = getvariable('report_owner')
+),
+waived as (
+    select
+        finding_id, run_id, audit, code, machine_id, machine_name, machine_kind, subscription_id,
+        resource_group, owner, track, month, status, severity, reason, remediation, exposure_days as days_overdue,
+        null::varchar as root_cause, code as codes, 1 as findings,
+        'waived' as list_kind
+    from audit.findings
+    where status = 'waived'
+        and (getvariable('report_owner') is null or coalesce(owner, '(no owner tag)') = getvariable('report_owner'))
 )
-
 select
-    finding_id, run_id, audit, code, machine_id, machine_name, machine_kind, subscription_id,
-    resource_group, owner, track, month, status, severity, reason, remediation,
-    case when status = 'waived' then 'waived' else 'action' end as list_kind,
+    *,
     case status when 'fail' then 0 when 'warn' then 0 when 'unknown' then 1 else 2 end as status_rank,
     case severity when 'critical' then 0 when 'high' then 1 when 'medium' then 2 when 'low' then 3
                   when 'info' then 4 else 5 end as severity_rank
-from findings;
+from (select * from actions union all by name select * from waived);
 
-comment on view report.action_items is 'Findings that are not pass, with list_kind (action for fail, warn, unknown; waived), status_rank (fail/warn 0, unknown 1) and severity_rank (critical 0 ... info 4): the report lists them ordered by status_rank, severity_rank, month, machine_name, code, finding_id.';
+comment on view report.action_items is 'What a report section lists: the open actions of audit.open_actions (list_kind action; finding_id is the action_id, month the months it explains, codes and findings the open findings it groups) and the waived findings (list_kind waived), with status_rank (fail/warn 0, unknown 1) and severity_rank (critical 0 ... info 4). Follows the report_owner variable.';

@@ -1,37 +1,24 @@
 -- Report view: action_items_by_group
--- Reads: report.action_items, meta.runs, meta.settings, core.run_calendar_months, core.machines
--- The machines needing action per owner and per subscription: every finding of report.action_items'
--- action list (fail, warn, unknown; waived findings are not listed here) twice, once under its owner
+-- Reads: report.action_items, meta.runs, core.machines
+-- The machines needing action per owner and per subscription: every open action of report.action_items
+-- (one per machine and root cause; waived findings are not listed here) twice, once under its owner
 -- (group_kind 'owner', '(no owner tag)' when missing) and once under its subscription (group_kind
 -- 'subscription', named by core.machines.subscription_name, else its id).
--- days_overdue: days from the end of the grace period of the finding's month to the run's as-of date:
--- grace end = that month's hotpatch or baseline release date on the finding's track (core.run_calendar_months, the run's calendar;
--- ws2025 when the machine has none) + the run's grace_days setting (default 14, as core.run_settings);
--- 0 while the grace period runs, null for findings without a month (WSUS, VBS, enrollment...). Within a group, item_rank orders by severity (critical first), then days_overdue (most
+-- days_overdue: the action's longest exposure (audit.open_actions: days from the grace end of its oldest
+-- open month, or from the off-track event, to the run's as-of date); null for actions without a month
+-- (WSUS, VBS, enrollment...). Within a group, item_rank orders by severity (critical first), then days_overdue (most
 -- overdue first, month-less findings after), then status (fail and warn before unknown), machine, audit,
 -- code. Groups are ranked (group_rank) by action findings, then name; group_items, group_machines and
 -- groups_total count everything before any cap.
 create or replace view report.action_items_by_group as
-with grace as (
-    select run_id, max(try_cast(value as integer)) as grace_days
-    from meta.settings
-    where key = 'grace_days'
-    group by run_id
-),
-
-items as (
+with items as (
     -- the sort and group keys only: the wide columns (reason, remediation...) join in after the ranking
     select
         a.run_id, a.finding_id, a.machine_id, a.machine_name, a.audit, a.code, a.owner, a.subscription_id,
         a.status, a.status_rank, a.severity_rank,
-        case when cm.release_date is not null then greatest(date_diff(
-            'day', cast(cm.release_date + to_days(coalesce(g.grace_days, 14)) as date), cast(r.as_of as date)
-        ), 0) end as days_overdue
+        a.days_overdue
     from report.action_items as a
     join meta.runs as r on r.run_id = a.run_id
-    left join grace as g on g.run_id = a.run_id
-    left join core.run_calendar_months as cm
-        on cm.run_id = a.run_id and cm.track = coalesce(a.track, 'ws2025') and cm.month = a.month
     where a.list_kind = 'action'
 ),
 
@@ -100,4 +87,4 @@ join ranked_groups as g using (run_id, group_kind, group_key)
 join report.action_items as a on a.run_id = r.run_id and a.finding_id = r.finding_id
 left join subscriptions as s on s.run_id = a.run_id and s.subscription_id = a.subscription_id;
 
-comment on view report.action_items_by_group is 'Machines needing action per owner and per subscription: each action finding (fail, warn, unknown; not waived) under group_kind owner (group_key = owner, ''(no owner tag)'' when missing) and under group_kind subscription (group_key = subscription id, group_name = its name or id; subscription_name on every row). days_overdue = days from the grace end of the finding''s month (its release date on the finding''s track in the run''s calendar, core.run_calendar_months, + the run''s grace_days) to the run''s as-of date, 0 within the grace period, null without a month. item_rank within a group: severity, then days_overdue (most first, nulls last), status, machine, audit, code. group_rank orders groups by group_items (action findings), then key; group_items, group_machines, group_open (fail + warn), group_unknown and groups_total are before any cap. Follows the report_owner variable.';
+comment on view report.action_items_by_group is 'Machines needing action per owner and per subscription: each open action (report.action_items, one per machine and root cause; not waived) under group_kind owner (group_key = owner, ''(no owner tag)'' when missing) and under group_kind subscription (group_key = subscription id, group_name = its name or id; subscription_name on every row). days_overdue = the action''s longest exposure (audit.open_actions: days from the grace end of its oldest open month, or from the off-track event, to the run''s as-of date), null without a month. item_rank within a group: severity, then days_overdue (most first, nulls last), status, machine, audit, code. group_rank orders groups by group_items (actions), then key; group_items, group_machines, group_open (fail + warn), group_unknown and groups_total are before any cap. Follows the report_owner variable.';

@@ -5,9 +5,9 @@
 -- unknown finding). owner_rank orders owners by open findings, then machines needing action, then name.
 create or replace view report.findings_by_owner as
 with findings as (
-    select run_id, coalesce(owner, '(no owner tag)') as owner, machine_id, status, severity
+    select run_id, coalesce(owner, '(no owner tag)') as owner, machine_id, status, severity, state
     from audit.findings
-    where status in ('fail', 'warn', 'unknown')
+    where (status = 'unknown' or (status in ('fail', 'warn') and coalesce(state, 'open') = 'open'))
         and (getvariable('report_owner') is null or coalesce(owner, '(no owner tag)') = getvariable('report_owner'))
 ),
 
@@ -15,12 +15,12 @@ owners as (
     select
         run_id,
         owner,
-        count(*) filter (where status in ('fail', 'warn')) as open,
-        count(*) filter (where status in ('fail', 'warn') and severity = 'critical') as critical,
-        count(*) filter (where status in ('fail', 'warn') and severity = 'high') as high,
-        count(*) filter (where status in ('fail', 'warn') and severity = 'medium') as medium,
-        count(*) filter (where status in ('fail', 'warn') and severity = 'low') as low,
-        count(*) filter (where status in ('fail', 'warn') and severity = 'info') as info,
+        count(*) filter (where status in ('fail', 'warn') and coalesce(state, 'open') = 'open') as open,
+        count(*) filter (where status in ('fail', 'warn') and coalesce(state, 'open') = 'open' and severity = 'critical') as critical,
+        count(*) filter (where status in ('fail', 'warn') and coalesce(state, 'open') = 'open' and severity = 'high') as high,
+        count(*) filter (where status in ('fail', 'warn') and coalesce(state, 'open') = 'open' and severity = 'medium') as medium,
+        count(*) filter (where status in ('fail', 'warn') and coalesce(state, 'open') = 'open' and severity = 'low') as low,
+        count(*) filter (where status in ('fail', 'warn') and coalesce(state, 'open') = 'open' and severity = 'info') as info,
         count(*) filter (where status = 'unknown') as unknown,
         count(distinct machine_id) as machines_needing_action
     from findings

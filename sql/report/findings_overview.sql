@@ -1,7 +1,8 @@
 -- Report view: findings_overview
--- Reads: meta.runs, audit.findings
--- One row per run and audit (all four, zero included): findings by status, and open findings
--- (fail, warn) by severity.
+-- Reads: meta.runs, audit.findings, report.action_items
+-- One row per run and audit (all four, zero included): findings by status, open findings (fail, warn
+-- with state open) by severity, the period's closed findings, past outcomes and opportunities, and the
+-- open actions the section lists (report.action_items).
 create or replace view report.findings_overview as
 with audits (audit, audit_order) as (
     values ('reboot_avoidance', 1), ('missed_hotpatches', 2), ('wsus_misconfigurations', 3), ('vbs_blockers', 4)
@@ -11,20 +12,30 @@ counts as (
     select
         run_id,
         audit,
-        count(*) filter (where status in ('fail', 'warn')) as open,
-        count(*) filter (where status = 'fail') as fail,
-        count(*) filter (where status = 'warn') as warn,
+        count(*) filter (where status in ('fail', 'warn') and coalesce(state, 'open') = 'open') as open,
+        count(*) filter (where status = 'fail' and coalesce(state, 'open') = 'open') as fail,
+        count(*) filter (where status = 'warn' and coalesce(state, 'open') = 'open') as warn,
+        count(*) filter (where state = 'closed' and status <> 'waived') as closed,
+        count(*) filter (where state = 'past' and status <> 'waived') as past,
+        count(*) filter (where state = 'opportunity' and status <> 'waived') as opportunity,
         count(*) filter (where status = 'unknown') as unknown,
         count(*) filter (where status = 'waived') as waived,
         count(*) filter (where status = 'pass') as pass,
-        count(*) filter (where status in ('fail', 'warn') and severity = 'critical') as critical,
-        count(*) filter (where status in ('fail', 'warn') and severity = 'high') as high,
-        count(*) filter (where status in ('fail', 'warn') and severity = 'medium') as medium,
-        count(*) filter (where status in ('fail', 'warn') and severity = 'low') as low,
-        count(*) filter (where status in ('fail', 'warn') and severity = 'info') as info,
+        count(*) filter (where status in ('fail', 'warn') and coalesce(state, 'open') = 'open' and severity = 'critical') as critical,
+        count(*) filter (where status in ('fail', 'warn') and coalesce(state, 'open') = 'open' and severity = 'high') as high,
+        count(*) filter (where status in ('fail', 'warn') and coalesce(state, 'open') = 'open' and severity = 'medium') as medium,
+        count(*) filter (where status in ('fail', 'warn') and coalesce(state, 'open') = 'open' and severity = 'low') as low,
+        count(*) filter (where status in ('fail', 'warn') and coalesce(state, 'open') = 'open' and severity = 'info') as info,
         count(*) as total
     from audit.findings
     where (getvariable('report_owner') is null or coalesce(owner, '(no owner tag)') = getvariable('report_owner'))
+    group by run_id, audit
+),
+
+actions as (
+    select run_id, audit, count(*) as actions
+    from report.action_items
+    where list_kind = 'action'
     group by run_id, audit
 )
 
@@ -33,11 +44,15 @@ select
     audits.audit,
     audits.audit_order,
     coalesce(counts.open, 0) as open,
+    coalesce(actions.actions, 0) as actions,
     coalesce(counts.fail, 0) as fail,
     coalesce(counts.warn, 0) as warn,
     coalesce(counts.unknown, 0) as unknown,
     coalesce(counts.waived, 0) as waived,
     coalesce(counts.pass, 0) as pass,
+    coalesce(counts.closed, 0) as closed,
+    coalesce(counts.past, 0) as past,
+    coalesce(counts.opportunity, 0) as opportunity,
     coalesce(counts.critical, 0) as critical,
     coalesce(counts.high, 0) as high,
     coalesce(counts.medium, 0) as medium,
@@ -46,6 +61,7 @@ select
     coalesce(counts.total, 0) as total
 from meta.runs as runs
 cross join audits
-left join counts on counts.run_id = runs.run_id and counts.audit = audits.audit;
+left join counts on counts.run_id = runs.run_id and counts.audit = audits.audit
+left join actions on actions.run_id = runs.run_id and actions.audit = audits.audit;
 
-comment on view report.findings_overview is 'Per run and audit (all four, zero included, audit_order as in the report): findings by status (open = fail + warn, unknown, waived, pass) and open findings by severity (critical ... info).';
+comment on view report.findings_overview is 'Per run and audit (all four, zero included, audit_order as in the report): findings by status (open = fail + warn still open at the as-of time, unknown, waived, pass), open findings by severity (critical ... info), the period''s closed findings, past outcomes (past) and opportunities, and actions: the open actions the section lists (one per machine and root cause).';

@@ -1,8 +1,10 @@
 -- Report view: reboot_months
 -- Reads: audit.machine_months, report.periods
--- One row per run and month of the reporting period: machine-months by outcome, and the reboot-free
--- month rate. The rate is judged on hotpatch months only (baseline months need their reboot):
--- avoided / known hotpatch machine-months. no_install is not reboot-free success (nothing was
+-- One row per run and month of the reporting period: machine-months by outcome, the reboot-free
+-- coverage rate and the hotpatch efficacy rate. Both are judged on hotpatch months only (baseline
+-- months need their reboot): reboot-free coverage = avoided / known hotpatch machine-months of every
+-- eligible machine (reboot_free_rate); hotpatch efficacy = the same over machines Enabled at the start
+-- of the month (efficacy_rate). no_install is not reboot-free success (nothing was
 -- patched); unknown and not_applicable months are left out of the denominator, and coverage
 -- (known / applicable) is printed beside the rate.
 create or replace view report.reboot_months as
@@ -37,8 +39,18 @@ select
         / nullif(count(*) filter (where kind = 'hotpatch' and outcome not in ('unknown', 'not_applicable')), 0)
         as reboot_free_rate,
     (count(*) filter (where outcome not in ('unknown', 'not_applicable')))
-        / nullif(count(*) filter (where outcome <> 'not_applicable'), 0) as coverage_rate
+        / nullif(count(*) filter (where outcome <> 'not_applicable'), 0) as coverage_rate,
+    -- hotpatch efficacy: the same rate over machines Enabled at the start of the month only
+    count(*) filter (where kind = 'hotpatch' and enrolled_at_start and outcome = 'avoided') as efficacy_avoided,
+    count(*) filter (where kind = 'hotpatch' and enrolled_at_start and outcome not in ('unknown', 'not_applicable')) as efficacy_known,
+    count(*) filter (where kind = 'hotpatch' and enrolled_at_start and outcome <> 'not_applicable') as efficacy_applicable,
+    (count(*) filter (where kind = 'hotpatch' and enrolled_at_start and outcome = 'avoided'))
+        / nullif(count(*) filter (where kind = 'hotpatch' and enrolled_at_start and outcome not in ('unknown', 'not_applicable')), 0)
+        as efficacy_rate,
+    (count(*) filter (where kind = 'hotpatch' and enrolled_at_start and outcome not in ('unknown', 'not_applicable')))
+        / nullif(count(*) filter (where kind = 'hotpatch' and enrolled_at_start and outcome <> 'not_applicable'), 0)
+        as efficacy_coverage_rate
 from machine_months
 group by run_id, month;
 
-comment on view report.reboot_months is 'Per run and month of the reporting period: machine-months by outcome (avoided, expected_reboot, unexpected_reboot, avoidable_reboot, no_install, unknown, not_applicable), reboots, reboot_free_rate = avoided / known hotpatch-kind machine-months (rate_avoided / rate_known; baseline months have no rate; unknown and not_applicable excluded; null when none known), rate_applicable, and coverage_rate = known / applicable months.';
+comment on view report.reboot_months is 'Per run and month of the reporting period: machine-months by outcome (avoided, expected_reboot, unexpected_reboot, avoidable_reboot, no_install, unknown, not_applicable), reboots, reboot_free_rate = avoided / known hotpatch-kind machine-months (rate_avoided / rate_known; baseline months have no rate; unknown and not_applicable excluded; null when none known), rate_applicable, and coverage_rate = known / applicable months (data coverage). Hotpatch efficacy over machines Enabled at the start of the month: efficacy_rate = efficacy_avoided / efficacy_known, efficacy_coverage_rate = efficacy_known / efficacy_applicable. reboot_free_rate is the reboot-free coverage (every eligible machine, enrolled or not).';

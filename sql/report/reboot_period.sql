@@ -26,7 +26,9 @@ period as (
         sum(applicable_months) as applicable_months,
         sum(rate_avoided) as rate_avoided,
         sum(rate_known) as rate_known,
-        sum(rate_applicable) as rate_applicable
+        sum(rate_applicable) as rate_applicable,
+        sum(efficacy_avoided) as efficacy_avoided,
+        sum(efficacy_known) as efficacy_known
     from months
     group by run_id
 )
@@ -51,10 +53,15 @@ select
     lm.reboot_free_rate as latest_reboot_free_rate,
     lm.coverage_rate as latest_coverage_rate,
     coalesce(lm.rate_known, 0) as latest_known_months,
-    coalesce(lm.rate_applicable, 0) as latest_applicable_months
+    coalesce(lm.rate_applicable, 0) as latest_applicable_months,
+    lm.efficacy_rate as latest_efficacy_rate,
+    lm.efficacy_coverage_rate as latest_efficacy_coverage_rate,
+    coalesce(lm.avoided, 0) as latest_avoided,
+    coalesce(lm.avoidable_reboot, 0) as latest_avoidable_reboots,
+    period.efficacy_avoided / nullif(period.efficacy_known, 0) as efficacy_rate
 from report.periods as p
 left join period using (run_id)
 left join latest_hotpatch using (run_id)
 left join months as lm on lm.run_id = p.run_id and lm.month = latest_hotpatch.month;
 
-comment on view report.reboot_period is 'One row per run: over the reporting period, reboots avoided (avoided machine-months), downtime_avoided_minutes (x downtime_minutes_per_reboot), expected, unexpected and avoidable reboots, unknown months, reboot_free_rate = avoided / known hotpatch-kind machine-months with coverage_rate, known_months and applicable_months of those hotpatch-kind machine-months; and the same rate and coverage for latest_hotpatch_month.';
+comment on view report.reboot_period is 'One row per run: over the reporting period, reboots avoided (avoided machine-months), downtime_avoided_minutes (x downtime_minutes_per_reboot), expected, unexpected and avoidable reboots, unknown months, reboot_free_rate = avoided / known hotpatch-kind machine-months with coverage_rate, known_months and applicable_months of those hotpatch-kind machine-months; and the same rate and coverage for latest_hotpatch_month; efficacy_rate (period) and latest_efficacy_rate / latest_efficacy_coverage_rate: the rate over machines Enabled at the start of each month; latest_avoided and latest_avoidable_reboots: the latest hotpatch month''s reboots avoided and avoidable reboots (the opportunity).';

@@ -3,9 +3,11 @@
 --        report.reboot_months, report.findings_overview, report.finding_changes_counts
 -- The executive summary: one row per run and key figure, with the same figure of the previous good
 -- monthly run of the same scope (audit.finding_run_pairs, as the month-over-month changes use) and the
--- change since then. "This month" is the run's as-of month (report.periods.period_end); "year to date"
--- is the as-of year's months up to it, within the run's reporting period. The reboot-free month rate is
--- the latest hotpatch month's (report.reboot_period). new / regressed / fixed are themselves changes
+-- change since then. Monthly figures are the latest hotpatch month's (report.reboot_period), so a run
+-- is always compared like with like (a hotpatch month with the previous run's latest hotpatch month,
+-- never with a baseline month); "year to date" is the as-of year's months up to the as-of month,
+-- within the run's reporting period. Hotpatch efficacy counts machines Enabled at the start of the
+-- month, reboot-free coverage every eligible machine. new / regressed / fixed are themselves changes
 -- since the previous run: null when the run has none to compare with (its first monthly run).
 -- Every figure follows the report_owner variable, like the views it reads.
 create or replace view report.summary_kpis as
@@ -13,24 +15,24 @@ with kpis (kpi, kpi_order, unit, better) as (
     values
         ('machines_in_scope', 1, 'count', 'none'),
         ('enrolled_machines', 2, 'count', 'up'),
-        ('reboot_free_rate', 3, 'rate', 'up'),
-        ('reboots_avoided_month', 4, 'count', 'up'),
-        ('reboots_avoided_ytd', 5, 'count', 'up'),
-        ('downtime_avoided_month', 6, 'minutes', 'up'),
-        ('downtime_avoided_ytd', 7, 'minutes', 'up'),
-        ('avoidable_reboots_month', 8, 'count', 'down'),
-        ('open_findings', 9, 'count', 'down'),
-        ('new_findings', 10, 'count', 'down'),
-        ('regressed_findings', 11, 'count', 'down'),
-        ('fixed_findings', 12, 'count', 'up')
+        ('hotpatch_efficacy', 3, 'rate', 'up'),
+        ('reboot_free_coverage', 4, 'rate', 'up'),
+        ('reboots_avoided_month', 5, 'count', 'up'),
+        ('reboots_avoided_ytd', 6, 'count', 'up'),
+        ('downtime_avoided_month', 7, 'minutes', 'up'),
+        ('downtime_avoided_ytd', 8, 'minutes', 'up'),
+        ('avoidable_reboots_month', 9, 'count', 'down'),
+        ('open_actions', 10, 'count', 'down'),
+        ('open_findings', 11, 'count', 'down'),
+        ('new_findings', 12, 'count', 'down'),
+        ('regressed_findings', 13, 'count', 'down'),
+        ('fixed_findings', 14, 'count', 'up')
 ),
 
 reboots as (
     select
         p.run_id,
-        coalesce(sum(m.avoided) filter (where m.month = p.period_end), 0) as avoided_month,
         coalesce(sum(m.avoided) filter (where m.month >= left(p.period_end, 4) || '-01'), 0) as avoided_ytd,
-        coalesce(sum(m.avoidable_reboot) filter (where m.month = p.period_end), 0) as avoidable_month,
         any_value(p.downtime_minutes_per_reboot) as downtime_minutes_per_reboot
     from report.periods as p
     left join report.reboot_months as m on m.run_id = p.run_id and m.month <= p.period_end
@@ -38,7 +40,7 @@ reboots as (
 ),
 
 findings as (
-    select run_id, sum(open) as open_findings from report.findings_overview group by run_id
+    select run_id, sum(open) as open_findings, sum(actions) as open_actions from report.findings_overview group by run_id
 ),
 
 changes as (
@@ -59,15 +61,18 @@ per_run as (
         p.period_end,
         rp.latest_hotpatch_month,
         rp.latest_coverage_rate,
+        rp.latest_efficacy_coverage_rate,
         [
             {'kpi': 'machines_in_scope', 'value': cast(s.machines_total as double)},
             {'kpi': 'enrolled_machines', 'value': cast(s.enrolled_machines as double)},
-            {'kpi': 'reboot_free_rate', 'value': cast(rp.latest_reboot_free_rate as double)},
-            {'kpi': 'reboots_avoided_month', 'value': cast(r.avoided_month as double)},
+            {'kpi': 'hotpatch_efficacy', 'value': cast(rp.latest_efficacy_rate as double)},
+            {'kpi': 'reboot_free_coverage', 'value': cast(rp.latest_reboot_free_rate as double)},
+            {'kpi': 'reboots_avoided_month', 'value': cast(rp.latest_avoided as double)},
             {'kpi': 'reboots_avoided_ytd', 'value': cast(r.avoided_ytd as double)},
-            {'kpi': 'downtime_avoided_month', 'value': cast(r.avoided_month * r.downtime_minutes_per_reboot as double)},
+            {'kpi': 'downtime_avoided_month', 'value': cast(rp.latest_avoided * r.downtime_minutes_per_reboot as double)},
             {'kpi': 'downtime_avoided_ytd', 'value': cast(r.avoided_ytd * r.downtime_minutes_per_reboot as double)},
-            {'kpi': 'avoidable_reboots_month', 'value': cast(r.avoidable_month as double)},
+            {'kpi': 'avoidable_reboots_month', 'value': cast(rp.latest_avoidable_reboots as double)},
+            {'kpi': 'open_actions', 'value': cast(coalesce(f.open_actions, 0) as double)},
             {'kpi': 'open_findings', 'value': cast(coalesce(f.open_findings, 0) as double)},
             {'kpi': 'new_findings', 'value': cast(c.new_findings as double)},
             {'kpi': 'regressed_findings', 'value': cast(c.regressed_findings as double)},
@@ -88,6 +93,7 @@ figures as (
         period_end,
         latest_hotpatch_month,
         latest_coverage_rate,
+        latest_efficacy_coverage_rate,
         fig.kpi,
         -- changes of a run without a previous run are not zero: there is nothing to compare
         case when fig.kpi in ('new_findings', 'regressed_findings', 'fixed_findings') and not has_changes
@@ -104,15 +110,17 @@ select
     kpis.unit,
     kpis.better,
     case
-        when kpis.kpi = 'reboot_free_rate' then cur.latest_hotpatch_month
-        when kpis.kpi like '%\_month' escape '\' then cur.period_end
+        when kpis.kpi in ('hotpatch_efficacy', 'reboot_free_coverage') or kpis.kpi like '%\_month' escape '\'
+            then cur.latest_hotpatch_month
         when kpis.kpi like '%\_ytd' escape '\' then left(cur.period_end, 4) || '-01'
     end as month_from,
     case
-        when kpis.kpi = 'reboot_free_rate' then cur.latest_hotpatch_month
-        when kpis.kpi like '%\_month' escape '\' or kpis.kpi like '%\_ytd' escape '\' then cur.period_end
+        when kpis.kpi in ('hotpatch_efficacy', 'reboot_free_coverage') or kpis.kpi like '%\_month' escape '\'
+            then cur.latest_hotpatch_month
+        when kpis.kpi like '%\_ytd' escape '\' then cur.period_end
     end as month_to,
-    case when kpis.kpi = 'reboot_free_rate' then cur.latest_coverage_rate end as coverage_rate,
+    case when kpis.kpi = 'reboot_free_coverage' then cur.latest_coverage_rate
+         when kpis.kpi = 'hotpatch_efficacy' then cur.latest_efficacy_coverage_rate end as coverage_rate,
     cur.value,
     prev.value as previous_value,
     cur.value - prev.value as delta,
@@ -132,4 +140,4 @@ cross join kpis
 left join figures as cur on cur.run_id = pairs.run_id and cur.kpi = kpis.kpi
 left join figures as prev on prev.run_id = pairs.previous_run_id and prev.kpi = kpis.kpi;
 
-comment on view report.summary_kpis is 'Executive summary: per run and key figure (kpi, in kpi_order: machines_in_scope, enrolled_machines, reboot_free_rate of the latest hotpatch month, reboots_avoided_month / _ytd, downtime_avoided_month / _ytd in minutes, avoidable_reboots_month, open_findings, new_findings, regressed_findings, fixed_findings), unit (count, rate, minutes), better (up, down, none), month_from and month_to (the months the figure covers; this month = the as-of month; null: not monthly), coverage_rate (for the rate), value, and previous_value, delta, direction (up, down, same) and assessment (better, worse, neutral) against previous_run_id, the previous good monthly run of the same scope (audit.finding_run_pairs; null: no previous run). new, regressed and fixed are null without a previous run. Follows the report_owner variable.';
+comment on view report.summary_kpis is 'Executive summary: per run and key figure (kpi, in kpi_order: machines_in_scope, enrolled_machines, hotpatch_efficacy (avoided / enrolled machine-months of known outcome) and reboot_free_coverage (avoided / all eligible machine-months of known outcome) of the latest hotpatch month, reboots_avoided_month (latest hotpatch month) / _ytd, downtime_avoided_month / _ytd in minutes, avoidable_reboots_month (latest hotpatch month: the opportunity), open_actions (one per machine and root cause), open_findings, new_findings, regressed_findings, fixed_findings), unit (count, rate, minutes), better (up, down, none), month_from and month_to (the months the figure covers: _month and rates = the latest hotpatch month, so runs compare like with like; null: not monthly), coverage_rate (for the rates: the share of machine-months with a known outcome), value, and previous_value, delta, direction (up, down, same) and assessment (better, worse, neutral) against previous_run_id, the previous good monthly run of the same scope (audit.finding_run_pairs; null: no previous run). new, regressed and fixed are null without a previous run. Follows the report_owner variable.';

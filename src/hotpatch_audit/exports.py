@@ -1,4 +1,6 @@
-"""The analyst exports of a run: findings and machine-months as CSV and Parquet (DuckDB COPY).
+"""The analyst exports of a run (DuckDB COPY): the two registers, open_actions (the owner's list) and
+exceptions (the auditor's register), as CSV and Parquet; the complete findings and machine-months as
+Parquet, and as CSV only on request (setting csv_detail).
 
 One definition per export (its columns with type and meaning) drives the files and docs/exports.md
 (written by `python -m hotpatch_audit.docgen`; a test keeps it current). Column lists are stable: new
@@ -57,6 +59,7 @@ class Export:
     description: str
     columns: tuple[Column, ...]
     order_by: str
+    detail: bool = False  # complete detail: CSV only with the csv_detail setting (Parquet always)
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -84,8 +87,9 @@ MACHINE_COLUMNS: tuple[Column, ...] = (
 FINDINGS = Export(
     stem="findings",
     table="audit.findings",
-    description="Every finding of the run (the report lists only the top ones): the findings shape of "
-    "docs/audits.md, then waiver_id. One row per audit, code, machine and month.",
+    description="Every finding of the run, pass included (the report lists only the open actions): the findings "
+    "shape of docs/audits.md, then waiver_id and the lifecycle (docs/findings.md). One row per audit, code, "
+    "machine and month. Parquet always; CSV only with the csv_detail setting.",
     columns=(
         Column(
             "finding_id",
@@ -122,8 +126,29 @@ FINDINGS = Export(
             "The waiver that waived the finding (status waived), or the expired "
             "waiver a waiver_expired finding reports; empty otherwise.",
         ),
+        Column(
+            "state",
+            "VARCHAR",
+            "Lifecycle (docs/findings.md): open (present at the as-of time, fixable), closed (resolved since), "
+            "past (a past month's reboot-avoidance outcome), opportunity (avoidable_reboot), compliant (pass), "
+            "not_judged (unknown).",
+        ),
+        Column(
+            "closed_reason",
+            "VARCHAR",
+            "Why a closed finding closed: superseded (a later cumulative update of the track), installed_late, "
+            "returned (back on the track with the next baseline).",
+        ),
+        Column("closed_by", "VARCHAR", "The KB that closed it."),
+        Column("closed_at", "TIMESTAMP", "When that KB was installed (UTC)."),
+        Column(
+            "exposure_days",
+            "INTEGER",
+            "Days exposed: from the grace end (or the off-track event) to closed_at, or to the as-of time while open.",
+        ),
     ),
     order_by=f"audit, {_STATUS_ORDER}, machine_name, code, month nulls last, finding_id",
+    detail=True,
 )
 
 MACHINE_MONTHS = Export(
@@ -179,9 +204,68 @@ MACHINE_MONTHS = Export(
         ),
     ),
     order_by="machine_name, machine_id, month",
+    detail=True,
 )
 
-EXPORTS: tuple[Export, ...] = (FINDINGS, MACHINE_MONTHS)
+OPEN_ACTIONS = Export(
+    stem="open_actions",
+    table="audit.open_actions",
+    description="Open now, the owner's list: one action per machine and root cause at the run's as-of time "
+    "(audit.open_actions), with the months it explains and the fix, which names only an update that is "
+    "current. Waived findings are not actions.",
+    columns=(
+        Column("action_id", "VARCHAR", "MD5 of the root cause and machine_id: stable from run to run."),
+        Column("run_id", "VARCHAR", "The run (meta.runs)."),
+        Column("root_cause", "VARCHAR", "behind, update_source, vbs, assessment, enrollment, or a finding code."),
+        Column("audit", "VARCHAR", "The audit of the finding that speaks for the action."),
+        Column("code", "VARCHAR", "Its code."),
+        *MACHINE_COLUMNS,
+        Column("owner", "VARCHAR", "Owner of the machine, as in findings."),
+        Column("track", "VARCHAR", "Hotpatch release track."),
+        Column("months", "VARCHAR", "Every month the action explains, comma-separated; empty for month-less causes."),
+        Column("status", "VARCHAR", "fail when any grouped finding fails, else warn (unknown for stale data)."),
+        Column("severity", "VARCHAR", "The highest severity of the grouped findings."),
+        Column("days_overdue", "INTEGER", "The longest exposure of the grouped findings, in days."),
+        Column("reason", "VARCHAR", "Why, in one sentence (the lead finding's)."),
+        Column("remediation", "VARCHAR", "What to do: one fix for the whole cause."),
+        Column("codes", "VARCHAR", "The codes of the open findings it groups."),
+        Column("findings", "BIGINT", "How many open findings it groups (finding_ids in the ledger)."),
+    ),
+    order_by="case severity when 'critical' then 0 when 'high' then 1 when 'medium' then 2 when 'low' then 3 "
+    "else 4 end, days_overdue desc nulls last, machine_name, root_cause",
+)
+
+EXCEPTIONS = Export(
+    stem="exceptions",
+    table="audit.period_exceptions",
+    description="The period's exceptions, the auditor's register: every machine-month of the period that was not "
+    "compliant (fail, warn or waived), open or closed, with its exposure in days and what closed it "
+    "(audit.period_exceptions). Opportunities and unknown months are not exceptions. The sentence (reason) and "
+    "evidence of each row are in findings.parquet by finding_id: without them the CSV stays small (about 60 MB at "
+    "100,000 machines).",
+    columns=(
+        Column("finding_id", "VARCHAR", "The finding (audit.findings), stable from run to run."),
+        Column("run_id", "VARCHAR", "The run (meta.runs)."),
+        Column("audit", "VARCHAR", "reboot_avoidance or missed_hotpatches (the month-bound audits)."),
+        Column("code", "VARCHAR", "The finding code."),
+        Column("machine_id", "VARCHAR", "Azure resource id of the machine, lower-cased."),
+        Column("machine_name", "VARCHAR", "Machine name as Azure reports it (untrusted text)."),
+        Column("owner", "VARCHAR", "Owner of the machine, as in findings."),
+        Column("month", "VARCHAR", "The patch month YYYY-MM."),
+        Column("status", "VARCHAR", "fail, warn or waived."),
+        Column("severity", "VARCHAR", "critical, high, medium, low or info."),
+        Column("state", "VARCHAR", "open, closed, past (a past month's outcome) or waived."),
+        Column("closed_reason", "VARCHAR", "superseded, installed_late or returned; empty while open."),
+        Column("closed_by", "VARCHAR", "The KB that closed it."),
+        Column("closed_at", "TIMESTAMP", "When that KB was installed (UTC)."),
+        Column("exposure_days", "INTEGER", "Days from the grace end (or the off-track event) to closed_at, or to the "
+               "as-of time while open; empty for past reboot outcomes."),
+        Column("waiver_id", "VARCHAR", "The waiver that covers it (state waived)."),
+    ),
+    order_by="month, audit, code, machine_name, finding_id",
+)
+
+EXPORTS: tuple[Export, ...] = (OPEN_ACTIONS, EXCEPTIONS, FINDINGS, MACHINE_MONTHS)
 EXPORT_FORMATS: tuple[ExportFormat, ...] = ("csv", "parquet")
 
 

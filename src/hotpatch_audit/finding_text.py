@@ -45,6 +45,10 @@ REASONS: dict[str, tuple[str, ...]] = {
     "no_install": (
         N_("%(machine)s installed no monthly quality update in %(month)s (%(kb)s still listed as available)."),
         N_("%(machine)s installed no monthly quality update in %(month)s (installation runs found none)."),
+        N_(
+            "%(machine)s installed no monthly quality update in %(month)s (the OS build stayed %(build)s in runs "
+            "before and after the month)."
+        ),
     ),
     "unknown": (N_("%(machine)s has no installation data covering %(month)s; the month is not judged."),),
     # --- missed_hotpatches (sql/audit/41_missed_hotpatches.sql) ---
@@ -70,6 +74,11 @@ REASONS: dict[str, tuple[str, ...]] = {
         N_("%(machine)s installed the %(month)s hotpatch%(kb)s in time (proved by the OS build in run %(run)s)."),
         N_("%(machine)s has not yet installed the %(month)s hotpatch; grace runs until %(grace_end)s."),
         N_(
+            "%(machine)s did not install the %(month)s hotpatch%(kb)s by the %(grace_end)s grace end; %(closed_by)s "
+            "(%(closed_month)s), a later cumulative update of the track installed on %(date)s, superseded it after "
+            "%(days)s day(s) of exposure."
+        ),
+        N_(
             "%(machine)s has no evidence either way for the %(month)s hotpatch%(kb)s (no hotpatch-titled install, "
             "none listed as available, no failed install), so the %(month)s hotpatch is not judged."
         ),
@@ -85,6 +94,12 @@ REASONS: dict[str, tuple[str, ...]] = {
         N_(
             "%(machine)s left the hotpatch track in %(month)s by installing %(kbs)s, a cumulative update that is not "
             "the baseline or hotpatch; hotpatches cannot apply until the %(baseline)s baseline (months lost: "
+            "%(lost)s)%(more)s; it returned to the track with %(closed_by)s (%(closed_month)s) on %(date)s, after "
+            "%(days)s day(s)."
+        ),
+        N_(
+            "%(machine)s left the hotpatch track in %(month)s by installing %(kbs)s, a cumulative update that is not "
+            "the baseline or hotpatch; hotpatches cannot apply until the %(baseline)s baseline (months lost: "
             "%(lost)s)%(more)s."
         ),
         N_(
@@ -96,14 +111,23 @@ REASONS: dict[str, tuple[str, ...]] = {
     "baseline_missed": (
         N_(
             "%(machine)s has not installed the %(month)s baseline %(kb)s, %(days)s day(s) after the %(grace_end)s "
-            "grace end%(why)s, so that quarter's hotpatches cannot apply."
+            "grace end%(why)s, so that quarter's hotpatches cannot apply (months lost: %(lost)s)."
         ),
         N_(
             "%(machine)s installed the %(month)s baseline %(kb)s but the reboot is still pending after the grace "
             "period (reboot pending)."
         ),
         N_("%(machine)s installed the %(month)s baseline %(kb)s."),
+        N_(
+            "%(machine)s did not install the %(month)s baseline %(kb)s by the %(grace_end)s grace end; %(closed_by)s "
+            "(%(closed_month)s), a later cumulative update of the track installed on %(date)s, superseded it after "
+            "%(days)s day(s) of exposure."
+        ),
         N_("%(machine)s installed the %(month)s baseline %(kb)s (proved by the OS build in run %(run)s)."),
+        N_(
+            "%(machine)s installed the %(month)s baseline %(kb)s (proved by %(proof)s, a hotpatch of the same "
+            "quarter installed on %(date)s)."
+        ),
         N_(
             "%(machine)s has no evidence either way for the %(month)s baseline%(kb)s (no Cumulative Update installed "
             "with a reboot, none listed as available, no failed install), so the %(month)s baseline is not judged."
@@ -111,8 +135,14 @@ REASONS: dict[str, tuple[str, ...]] = {
         N_("%(machine)s has no installation data covering %(month)s, so the %(month)s baseline is not judged."),
     ),
     "enrollment_lost": (
-        N_("%(machine)s was Enabled for hotpatch in run %(run)s (%(date)s) and is now %(status)s."),
-        N_("%(machine)s was Enabled for hotpatch in run %(run)s (%(date)s) and is now %(status)s (%(error)s)."),
+        N_(
+            "%(machine)s was Enabled for hotpatch in run %(run)s (%(date)s) and is now %(status)s; first seen not "
+            "Enabled in run %(lost_run)s (%(lost_date)s)."
+        ),
+        N_(
+            "%(machine)s was Enabled for hotpatch in run %(run)s (%(date)s) and is now %(status)s (%(error)s); first "
+            "seen not Enabled in run %(lost_run)s (%(lost_date)s)."
+        ),
     ),
     # --- wsus_misconfigurations (sql/audit/42_wsus_misconfigurations.sql) ---
     "wsus_confirmed": (
@@ -178,18 +208,46 @@ REASONS: dict[str, tuple[str, ...]] = {
     ),
 }
 
-_VBS_FIX = N_(
-    "Set HKLM\\System\\CurrentControlSet\\Control\\DeviceGuard\\EnableVirtualizationBasedSecurity = 1 (or the "
-    "Device Guard policy) and reboot; confirm VirtualizationBasedSecurityStatus = 2."
+_VBS_ENABLE_FIX = N_(
+    "Turn on VBS: Group Policy Computer Configuration > Administrative Templates > System > Device Guard > Turn On "
+    "Virtualization Based Security (Enabled), or set "
+    "HKLM\\System\\CurrentControlSet\\Control\\DeviceGuard\\EnableVirtualizationBasedSecurity = 1; reboot and "
+    "confirm VirtualizationBasedSecurityStatus = 2."
+)
+_VBS_RUN_FIX = N_(
+    "VBS is enabled but the hypervisor does not run it: turn on virtualization extensions (Intel VT-x / AMD-V) and "
+    "IOMMU in the firmware, make sure the hypervisor launches (bcdedit /enum shows hypervisorlaunchtype Auto), and on "
+    "a VM expose virtualization extensions from the host; reboot and confirm VirtualizationBasedSecurityStatus = 2."
 )
 _UEFI_FIX = N_("Rebuild or convert the machine to UEFI (Hyper-V Generation 2).")
 _WSUS_FIX = N_(
-    "Set HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WindowsUpdate\\SetPolicyDrivenUpdateSourceForQualityUpdates"
-    " = 0 (quality updates from Windows Update)%(also)s, or remove UseWUServer/WUServer from the machine's update "
-    "policy."
+    "In the Group Policy Computer Configuration > Administrative Templates > Windows Components > Windows Update > "
+    "Manage updates offered from Windows Server Update Service > Specify source service for specific classes of "
+    "Windows Updates, set Quality Updates to Windows Update (it writes "
+    "HKLM\\SOFTWARE\\Policies\\Microsoft\\Windows\\WindowsUpdate\\SetPolicyDrivenUpdateSourceForQualityUpdates = 0)"
+    "%(also)s. A domain GPO overrides local edits: change the GPO that sets UseWUServer/WUServer, then run gpupdate "
+    "/force."
 )
 _ASSESS_FIX = N_("Enable periodic assessment so the machine is assessed at least weekly.")
 _OFF_TRACK_FIXES = (
+    N_(
+        "Microsoft caused this (the Arc hotpatch licence expiry), not the machine's owner: apply Microsoft's licence "
+        "workaround (feature override 4264695439) on Arc machines and install the %(baseline)s baseline to return to "
+        "the hotpatch track."
+    ),
+    N_(
+        "Microsoft caused this (the Arc hotpatch licence expiry), not the machine's owner: apply Microsoft's licence "
+        "workaround (feature override 4264695439) on Arc machines and install the next baseline to return to the "
+        "hotpatch track."
+    ),
+    N_(
+        "Microsoft caused this (an update it offered to hotpatch machines), not the machine's schedule: install the "
+        "%(baseline)s baseline to return to the hotpatch track."
+    ),
+    N_(
+        "Microsoft caused this (an update it offered to hotpatch machines), not the machine's schedule: install the "
+        "next baseline to return to the hotpatch track."
+    ),
     N_(
         "Install the %(baseline)s baseline to return to the hotpatch track; apply Microsoft's licence workaround "
         "(feature override 4264695439) on Arc machines."
@@ -231,6 +289,14 @@ REMEDIATIONS: dict[str, tuple[str, ...]] = {
         ),
     ),
     "missed": (
+        N_(
+            "Install the latest update of the track, %(kb)s (%(month)s), through Update Manager (Windows Update "
+            "source) and check the maintenance schedule."
+        ),
+        N_(
+            "Install the latest update of the track (%(month)s) through Update Manager (Windows Update source) and "
+            "check the maintenance schedule."
+        ),
         N_("Install %(kb)s through Update Manager (Windows Update source) and check the maintenance schedule."),
         N_("Schedule hotpatch installs within the grace period after Patch Tuesday."),
         N_(
@@ -248,6 +314,10 @@ REMEDIATIONS: dict[str, tuple[str, ...]] = {
     "off_track": _OFF_TRACK_FIXES,
     "baseline_missed": (
         N_("Install %(kb)s and reboot in the next maintenance window."),
+        N_(
+            "Install the current baseline, %(kb)s (%(month)s), and reboot in the next maintenance window; it carries "
+            "the %(base_month)s baseline."
+        ),
         N_("Reboot the machine to complete %(kb)s."),
         _ASSESS_FIX,
     ),
@@ -259,15 +329,16 @@ REMEDIATIONS: dict[str, tuple[str, ...]] = {
     "wsus_unenrolled": (_WSUS_FIX,),
     "wsus_suspected": (
         N_(
-            "Deploy the hotpatch-audit-guest assignment to confirm the update source; if WSUS, set "
-            "SetPolicyDrivenUpdateSourceForQualityUpdates = 0."
+            "Deploy the hotpatch-audit-guest assignment to confirm the update source; if it is WSUS, set Quality "
+            "Updates to Windows Update in the Group Policy Specify source service for specific classes of Windows "
+            "Updates (SetPolicyDrivenUpdateSourceForQualityUpdates = 0), in the domain GPO that applies."
         ),
     ),
     "HYPERV_GEN1": (_UEFI_FIX,),
     "FIRMWARE_NOT_UEFI": (_UEFI_FIX,),
     "SECURE_BOOT_OFF": (N_("Turn on Secure Boot in the firmware."),),
-    "VBS_NOT_ENABLED": (_VBS_FIX,),
-    "VBS_NOT_RUNNING": (_VBS_FIX,),
+    "VBS_NOT_ENABLED": (_VBS_ENABLE_FIX,),
+    "VBS_NOT_RUNNING": (_VBS_RUN_FIX,),
     "VBS_NESTED_VIRTUALIZATION": (
         N_(
             "Remove the Hyper-V role or WSL 2 from this VM, or enable nested virtualization support on the host, then "
@@ -297,6 +368,9 @@ PHRASES: tuple[str, ...] = (
     N_("the monthly update"),
     N_("the month's hotpatch"),
     N_("the cumulative update"),
+    N_("none yet"),
+    N_("a hotpatch"),
+    N_("the %(month)s update"),
     N_("no non-hotpatch KB recorded"),
     N_("see evidence"),
     N_("none"),
@@ -309,7 +383,10 @@ PHRASES: tuple[str, ...] = (
     N_(". Cause: %(cause)s. Off-track updates up to the next baseline (no new finding): %(kbs)s"),
     N_(" (the latest assessment still lists it as available)"),
     N_(" (its installation failed and no later run installed it)"),
-    N_(" and DoNotConnectToWindowsUpdateInternetLocations = 0"),
+    N_(
+        " and disable Do not connect to any Windows Update Internet locations "
+        "(DoNotConnectToWindowsUpdateInternetLocations = 0)"
+    ),
     N_("no SetPolicyDrivenUpdateSourceForQualityUpdates"),
     N_("no SetPolicyDrivenUpdateSourceForQualityUpdates, %(rest)s"),
     # calendar notes (sql/audit/10_machine_months.sql)
@@ -332,6 +409,10 @@ PHRASES: tuple[str, ...] = (
     N_("no finding in this run, but its data has gaps: %(issues)s"),
     N_("month %(month)s left the reporting period (starts %(start)s)"),
     N_("no longer found, machine in scope with complete data"),
+    N_("closed by %(kb)s installed %(date)s"),
+    N_("closed since the previous run"),
+    N_("no longer open: a past month's outcome"),
+    N_("no longer open: an opportunity, not a finding"),
     # coverage issue labels (sql/report/coverage_issues.sql)
     N_("No patch assessment"),
     N_("Patch assessment older than the stale limit"),
@@ -370,6 +451,11 @@ LITERAL_SLOTS = frozenset(
         "count",
         "days",
         "start",
+        "closed_month",
+        "base_month",
+        "build",
+        "lost_run",
+        "lost_date",
     }
 )
 
@@ -379,6 +465,11 @@ _SLOT_REGEX = {
     "count": r"-?\d+",
     "days": r"-?\d+",
     "month": r"\d{4}-\d{2}",
+    "closed_month": r"\d{4}-\d{2}",
+    "base_month": r"\d{4}-\d{2}",
+    "lost_date": r"\d{4}-\d{2}-\d{2}[0-9:.+ T-]*?",
+    "run": r"\S+",
+    "lost_run": r"\S+",
     "date": r"\d{4}-\d{2}-\d{2}[0-9:.+ T-]*?",
     "grace_end": r"\d{4}-\d{2}-\d{2}",
 }

@@ -1,4 +1,4 @@
-"""Render one run of the ledger as audit.html, audit.pdf and findings.csv (read-only, from report.* views)."""
+"""Render one run of the ledger as audit.html, audit.pdf and the exports (read-only, from report.* views)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ AUDITS: dict[str, str] = {  # English titles; reports show i18n.gettext(title)
     "vbs_blockers": i18n.N_("VBS blockers"),
 }
 REPORT_TITLE = i18n.N_("Windows Server hotpatch audit")
-HTML_LIST_CAP = 2000  # rows per section list in audit.html; findings.csv always has all
+HTML_LIST_CAP = 2000  # rows per section list in audit.html; open_actions.csv always has all
 OWNER_CAP = 20  # owners per owner table
 GROUP_HTML_CAP = 100  # findings per owner / subscription list in audit.html (never fewer than the PDF lists)
 MACHINE_INDEX_CAP = HTML_LIST_CAP  # machines in the machine index of audit.html (most findings first)
@@ -82,7 +82,7 @@ class SectionContext:
 
     @property
     def actions_more(self) -> int:
-        """Action rows not listed here (they are in findings.csv)."""
+        """Action rows not listed here (they are in open_actions.csv)."""
         return max(self.actions_total - len(self.actions), 0)
 
     @property
@@ -139,7 +139,11 @@ class ReportContext:
         metadata=_help("report.finding_changes_items rows: new and regressed findings, capped.")
     )
     change_items_total: int = field(metadata=_help("All new and regressed findings of the run (before the cap)."))
-    csv_name: str = field(metadata=_help("File name of the findings CSV the report points to."))
+    csv_name: str = field(metadata=_help("File name of the open-actions CSV the lists point to (open_actions.csv)."))
+    detail_name: str = field(
+        default="findings.parquet",
+        metadata=_help("File name of the complete findings with their evidence (findings.parquet)."),
+    )
     owner: str | None = field(
         default=None,
         metadata=_help("The owner a per-owner report is scoped to (untrusted text, escaped); None: the fleet."),
@@ -315,7 +319,7 @@ def _one(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> Row
 _ACTION_SQL = """
     select * from report.action_items
     where run_id = $1 and audit = $2 and list_kind = $3
-    order by status_rank, severity_rank, month nulls last, machine_name, code, finding_id
+    order by status_rank, severity_rank, days_overdue desc nulls last, machine_name, code, finding_id
     limit $4
 """
 
@@ -409,7 +413,7 @@ def _read_run(con: duckdb.DuckDBPyConnection, run_id: str, cap: int, group_cap: 
                     [run_id, audit],
                 ),
                 actions=_rows(con, _ACTION_SQL, [run_id, audit, "action", cap]),
-                actions_total=int(o["fail"] + o["warn"] + o["unknown"]),
+                actions_total=int(o["actions"]),
                 waived=_rows(con, _ACTION_SQL, [run_id, audit, "waived", cap]),
                 waived_total=int(o["waived"]),
                 cap=cap,
@@ -579,7 +583,7 @@ def _context(
         changes=data.changes,
         change_items=_localised(data.change_items[:cap], settings.language),
         change_items_total=int(data.change_items[0]["items_total"]) if data.change_items else 0,
-        csv_name="findings.csv",
+        csv_name="open_actions.csv",
         owner=owner,
         waivers=data.waivers,
         script=_script(static_dir) if medium == "html" else Markup(""),
@@ -679,6 +683,8 @@ def render_reports(
             if fmt in ("csv", "parquet"):
                 # The analyst exports (docs/exports.md): findings and machine-months, DuckDB COPY
                 for export in EXPORTS:
+                    if fmt == "csv" and export.detail and not settings.csv_detail:
+                        continue  # the complete detail is in Parquet; CSV on request (csv_detail)
                     path = out_dir / export.file_name(fmt)  # type: ignore[arg-type]
                     with _timed(path.name), _failure(f"write {path}"):
                         write_export(con, export, fmt, path, run_id, owner)  # type: ignore[arg-type]

@@ -325,7 +325,7 @@ select
     md5(audit || '|' || $code || '|' || machine_id || '|' || waiver_id) as finding_id,
     run_id, audit, $code as code, machine_id, machine_name, machine_kind,
     m_subscription_id as subscription_id, m_resource_group as resource_group, owner, track,
-    null::varchar as month, 'fail' as status, 'medium' as severity,
+    null::varchar as month, 'fail' as status, 'open' as state, 'medium' as severity,
     case when machine_id like 'waiver:%'
         then machine_name || ' (' || code || ', approved by ' || approver || ') expired on ' || cast(expires as varchar)
              || ' and matches no open finding in this run; remove it from the waiver file.'
