@@ -3,7 +3,7 @@
 Each size runs in its own process (so peak RSS is that size's), one monthly run, cold ledger.
 Usage: .venv/bin/python bench/bench_pipeline.py [--sizes 1000,10000] [--repeat 1]
 Prints one table; never asserted in tests. Targets (2 cores): 10,000 machines end to end < 60 s;
-100,000 < 5 min and < 2 GB; PDF < 60 s at any size.
+100,000 < 5 min and < 2 GB; PDF < 60 s at any size; CSV exports together < 100 MB (`csv_mb`).
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ def one(size: int) -> dict[str, float]:
     t["total"] = sum(t.values())
     t["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t["rows"] = float(sum(extracted.rows.values()))
+    t["csv_mb"] = sum(p.stat().st_size for p in written if p.suffix == ".csv") / 1e6
     return t
 
 
@@ -87,7 +88,7 @@ def main() -> None:
         print(json.dumps(one(args.child)))
         return
     cols = ["generate", "extract", "load", "audit", "render_html", "render_pdf", "exports", "manifest", "total",
-            "peak_rss_mb", "rows"]
+            "peak_rss_mb", "rows", "csv_mb"]
     print(f"{'machines':>9} " + " ".join(f"{c:>12}" for c in cols))
     for size in [int(x) for x in args.sizes.split(",")]:
         results = []

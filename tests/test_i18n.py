@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pypdf
@@ -14,11 +15,11 @@ import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.frontend import parse_mapping_cfg
 
-from hotpatch_audit import i18n
+from hotpatch_audit import audit_meta, i18n
 from hotpatch_audit.config import PROJECT_ROOT, Settings
-from hotpatch_audit.finding_text import PHRASES, REASONS, REMEDIATIONS, translate_finding, translate_phrase
+from hotpatch_audit.finding_text import PHRASES, render_message, translate_finding, translate_phrase
 from hotpatch_audit.render import render_reports
-from hotpatch_audit.waivers import AUDIT_CODES, EXPIRED_CODE
+from hotpatch_audit.waivers import EXPIRED_CODE
 
 PLACEHOLDER = re.compile(r"%\((\w+)\)s|\{(\w+)\}")
 # Four or more English words in a row: a sentence or phrase left untranslated.
@@ -93,16 +94,16 @@ def test_dates_and_numbers_in_japanese() -> None:
     assert i18n.format_percent(None, "ja") == "該当なし"
 
 
-def test_every_finding_code_has_japanese_reason_and_remediation_patterns() -> None:
+def test_every_message_template_has_a_japanese_translation_with_the_same_placeholders() -> None:
+    """Each reason / remediation template of the audits' metadata files is a catalog msgid; its Japanese
+    msgstr may reorder the placeholders but uses no name the template does not give."""
     catalog = i18n.load_catalog("ja")
-    codes = set().union(*AUDIT_CODES.values()) | {EXPIRED_CODE}
-    assert codes - set(REASONS) == set(), "codes without reason patterns"
-    assert codes - set(REMEDIATIONS) == set(), "codes without remediation patterns"
-    for code in sorted(codes):
-        assert REASONS[code], code
-        for msgid in REASONS[code] + REMEDIATIONS[code]:
-            entry = catalog.get(msgid)
-            assert entry is not None and entry.string and not entry.fuzzy, f"{code}: {msgid!r} not translated"
+    messages = audit_meta.load().messages
+    assert len(messages) > 100, "the metadata files lost their messages"
+    for key, template in messages.items():
+        entry = catalog.get(template)
+        assert entry is not None and entry.string and not entry.fuzzy, f"{key}: {template!r} not translated"
+        assert set(audit_meta.placeholders(entry.string)) <= set(audit_meta.placeholders(template)), key
 
 
 def test_every_calendar_cause_is_translated() -> None:
@@ -117,27 +118,21 @@ def test_every_calendar_cause_is_translated() -> None:
 
 
 def test_waiver_expired_sentences_translate() -> None:
-    """The two waiver_expired sentences of hotpatch_audit.waivers, as the SQL writes them."""
+    """The two waiver_expired messages of hotpatch_audit.waivers, by key and params as the SQL writes them."""
+    params = {"machine": "srv-01", "waiver": "LAB-VBS", "code": "VBS_NOT_RUNNING",
+              "approver": "infra-lead@contoso.example", "date": "2026-06-30", "path": "data/w.yaml"}
     rows = [
-        {
-            "code": EXPIRED_CODE,
-            "reason": "Waiver LAB-VBS (VBS_NOT_RUNNING, approved by infra-lead@contoso.example) "
-            "expired on 2026-06-30 and matches no open finding in this run; remove it from the waiver file.",
-            "remediation": "Fix the finding, or renew the waiver with a new expiry and approval in data/w.yaml "
-            "(reviewed in a pull request).",
-        },
-        {
-            "code": EXPIRED_CODE,
-            "reason": "srv-01 was covered by waiver LAB-VBS (VBS_NOT_RUNNING, approved by "
-            "infra-lead@contoso.example) which expired on 2026-06-30; its VBS_NOT_RUNNING findings count again.",
-            "remediation": "",
-        },
+        {"code": EXPIRED_CODE, "reason": "(English)", "remediation": "(English)", "params": params,
+         "reason_key": "waiver_expired.unmatched", "remediation_key": "waiver_expired.fix"},
+        {"code": EXPIRED_CODE, "reason": "(English)", "remediation": "", "params": params,
+         "reason_key": "waiver_expired", "remediation_key": "waiver_expired.fix"},
     ]
     with i18n.use_language("ja"):
         first, second = (translate_finding(r) for r in rows)
     assert first["reason"].startswith("免除 LAB-VBS（VBS_NOT_RUNNING、承認者 infra-lead@contoso.example）は 2026-06-30")
     assert "data/w.yaml" in first["remediation"] and "免除を更新" in first["remediation"]
     assert second["reason"].startswith("srv-01 は免除 LAB-VBS") and "VBS_NOT_RUNNING の検出事項" in second["reason"]
+    assert second["remediation"] == "", "an empty remediation stays empty"
 
 
 # --- the demo fleet, judged by the real pipeline ----------------------------------------------------
@@ -189,11 +184,13 @@ def ja_report(
     yield out / "audit.html", out / "audit.pdf", run_ids[-1]
 
 
-def test_every_demo_finding_sentence_translates(demo_history: tuple[Settings, list[str]]) -> None:
-    settings, run_ids = demo_history
+def _demo_messages(settings: Settings) -> tuple[list[tuple[Any, ...]], list[str]]:
     con = duckdb.connect(str(settings.path(settings.ledger_path)), read_only=True)
     try:
-        rows = con.execute("select distinct code, reason, remediation, machine_name from audit.findings").fetchall()
+        rows = con.execute(
+            "select code, reason, remediation, machine_name, reason_key, remediation_key, params from audit.findings"
+            " qualify row_number() over (partition by reason_key, remediation_key, reason, remediation) = 1"
+        ).fetchall()
         details = [
             r[0]
             for r in con.execute(
@@ -202,11 +199,28 @@ def test_every_demo_finding_sentence_translates(demo_history: tuple[Settings, li
         ]
     finally:
         con.close()
+    return rows, details
+
+
+def test_english_reasons_are_rendered_from_the_templates(demo_history: tuple[Settings, list[str]]) -> None:
+    """The ledger's English text is the template of its key filled with its params: one source of wording."""
+    rows, _ = _demo_messages(demo_history[0])
+    assert len(rows) > 100
+    for code, reason, remediation, _machine, reason_key, remediation_key, params in rows:
+        assert reason_key is not None, f"{code}: no reason_key"
+        assert render_message(reason_key, params) == reason, reason_key
+        assert (render_message(remediation_key, params) if remediation_key else "") == remediation, remediation_key
+        assert "%(" not in reason + remediation
+
+
+def test_every_demo_finding_sentence_translates(demo_history: tuple[Settings, list[str]]) -> None:
+    rows, details = _demo_messages(demo_history[0])
     assert len({r[0] for r in rows}) >= 15, "the demo fleet should exercise most finding codes"
     untranslated = []
     with i18n.use_language("ja"):
-        for code, reason, remediation, machine in rows:
-            out = translate_finding({"code": code, "reason": reason, "remediation": remediation})
+        for code, reason, remediation, machine, reason_key, remediation_key, params in rows:
+            out = translate_finding({"code": code, "reason": reason, "remediation": remediation,
+                                     "reason_key": reason_key, "remediation_key": remediation_key, "params": params})
             for source, text in ((reason, out["reason"]), (remediation, out["remediation"])):
                 if source and (text == source or _english_runs(text, {machine})):
                     untranslated.append(f"{code}: {source}")

@@ -312,6 +312,7 @@ def test_context_fields_are_documented() -> None:
     assert undocumented == []
 
 
-def test_every_audit_has_a_section_template() -> None:
+def test_every_section_template_names_an_audit() -> None:
+    """sections/<audit>.html.j2 exist only for audits of the metadata; _default shows any other."""
     sections = Path(__file__).resolve().parents[1] / "reports" / "templates" / "sections"
-    assert {p.name.removesuffix(".html.j2") for p in sections.glob("*.html.j2")} == set(AUDITS)
+    assert {p.name.removesuffix(".html.j2") for p in sections.glob("*.html.j2")} - {"_default"} <= set(AUDITS)

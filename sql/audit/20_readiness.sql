@@ -108,52 +108,9 @@ select
     hotpatch_status, hotpatch_intended,
     first_failing_gate,
     gate_code,
-    case gate_code
-        when 'OS_NOT_ELIGIBLE' then machine_name || ' does not run a hotpatch-eligible OS'
-            || case when machine_kind = 'arc' then ' (Windows Server 2025 Standard/Datacenter, build 26100)' else ' image (Azure Edition hotpatch image list)' end || '.'
-        when 'BUILD_TOO_OLD' then machine_name || ' runs build ' || coalesce(os_build, '?') || ', below the 26100.1742 hotpatch minimum.'
-        when 'AGENT_NOT_CONNECTED' then machine_name || case when machine_kind = 'arc' then '''s Arc agent is ' || coalesce(agent_status, 'not reporting') || '.' else ' has no VM agent provisioned.' end
-        when 'PATCH_MODE_NOT_PLATFORM' then machine_name || ' uses patch mode ' || coalesce(patch_mode, 'none') || ', not AutomaticByPlatform.'
-        when 'HYPERV_GEN1' then machine_name || ' is a Generation 1 Hyper-V guest; hotpatch needs Generation 2 (UEFI).'
-        when 'FIRMWARE_NOT_UEFI' then machine_name || ' boots with BIOS firmware; VBS and hotpatch need UEFI with Secure Boot.'
-        when 'SECURE_BOOT_OFF' then machine_name || ' has Secure Boot off.'
-        when 'VBS_NOT_ENABLED' then machine_name || ' reports VirtualizationBasedSecurityStatus 0 (VBS not enabled)'
-            || case when hotpatch_status = 'Enabled' then '; the next hotpatch will not apply.' else '.' end
-        when 'VBS_NOT_RUNNING' then machine_name || ' reports VirtualizationBasedSecurityStatus 1 (enabled, not running)'
-            || case when hotpatch_status = 'Enabled' then '; the next hotpatch will not apply.' else '.' end
-        when 'VBS_NESTED_VIRTUALIZATION' then machine_name || ' is a VM with the Hyper-V role or WSL 2 and reports VBS enabled but not running (known nested-virtualization cause).'
-        when 'HVCI_NOT_CONFIGURED' then machine_name || ' does not have memory integrity (HVCI) configured (SecurityServicesConfigured lacks 2).'
-        when 'VBS_UNKNOWN' then machine_name || ' has no fresh guest facts on VBS, so VBS cannot be verified.'
-        when 'PENDING_TOO_LONG' then machine_name || ' has been Pending for hotpatch since ' || cast(pending_since as varchar) || '.'
-        when 'ACTION_REQUIRED' then machine_name || ' needs action for hotpatch' || coalesce(': ' || hotpatch_error_code || ' ' || coalesce(hotpatch_error_message, ''), '') || '.'
-        when 'ENROLLMENT_FAILED' then machine_name || '''s hotpatch enrollment failed.'
-        when 'CANCELED' then machine_name || '''s hotpatch licence was canceled.'
-        when 'STATUS_UNKNOWN' then machine_name || '''s hotpatch status is Unknown.'
-        when 'NOT_ENROLLED' then machine_name || ' is eligible but not enrolled in hotpatch (' || hotpatch_status || ').'
-        when 'UPDATE_SOURCE_WSUS' then machine_name || ' gets quality updates from WSUS (' || wu_server || '), which does not deliver hotpatches.'
-        when 'NOT_ON_BASELINE' then machine_name || case when off_track_since is not null then ' is off the hotpatch track since ' || off_track_since
-            else ' has not installed the ' || baseline_month || ' baseline' end || '.'
-        else machine_name || ' passes every readiness gate.'
-    end as reason,
-    case
-        when gate_code = 'OS_NOT_ELIGIBLE' then 'Move to Windows Server 2025 (Arc) or an Azure Edition hotpatch image.'
-        when gate_code = 'BUILD_TOO_OLD' then 'Install the current baseline cumulative update.'
-        when gate_code = 'AGENT_NOT_CONNECTED' then 'Reconnect the agent (azcmagent connect / VM agent) so changes can be applied.'
-        when gate_code = 'PATCH_MODE_NOT_PLATFORM' then 'Set patchMode to AutomaticByPlatform.'
-        when gate_code in ('HYPERV_GEN1', 'FIRMWARE_NOT_UEFI') then 'Rebuild or convert the machine to UEFI (Hyper-V Generation 2).'
-        when gate_code = 'SECURE_BOOT_OFF' then 'Turn on Secure Boot in the firmware.'
-        when gate_code = 'VBS_NOT_ENABLED' then 'Turn on VBS: Group Policy Computer Configuration > Administrative Templates > System > Device Guard > Turn On Virtualization Based Security (Enabled), or set HKLM\System\CurrentControlSet\Control\DeviceGuard\EnableVirtualizationBasedSecurity = 1; reboot and confirm VirtualizationBasedSecurityStatus = 2.'
-        when gate_code = 'VBS_NOT_RUNNING' then 'VBS is enabled but the hypervisor does not run it: turn on virtualization extensions (Intel VT-x / AMD-V) and IOMMU in the firmware, make sure the hypervisor launches (bcdedit /enum shows hypervisorlaunchtype Auto), and on a VM expose virtualization extensions from the host; reboot and confirm VirtualizationBasedSecurityStatus = 2.'
-        when gate_code = 'VBS_NESTED_VIRTUALIZATION' then 'Remove the Hyper-V role or WSL 2 from this VM, or enable nested virtualization support on the host, then reboot.'
-        when gate_code = 'HVCI_NOT_CONFIGURED' then 'Turn on memory integrity (HypervisorEnforcedCodeIntegrity) and reboot.'
-        when gate_code = 'VBS_UNKNOWN' then 'Deploy the hotpatch-audit-guest Machine Configuration assignment (or import guest facts).'
-        when gate_code in ('NOT_ENROLLED', 'CANCELED', 'ENROLLMENT_FAILED', 'PENDING_TOO_LONG', 'ACTION_REQUIRED', 'STATUS_UNKNOWN') then
-            case when machine_kind = 'arc' then 'Enable hotpatch in the Arc Hotpatch blade ("I want to license this Windows Server...") and resolve the reported error.'
-                 else 'Set enableHotpatching = true (patchMode AutomaticByPlatform).' end
-        when gate_code = 'UPDATE_SOURCE_WSUS' then 'In the Group Policy Computer Configuration > Administrative Templates > Windows Components > Windows Update > Manage updates offered from Windows Server Update Service > Specify source service for specific classes of Windows Updates, set Quality Updates to Windows Update (SetPolicyDrivenUpdateSourceForQualityUpdates = 0) so quality updates come from Windows Update; a domain GPO overrides local edits.'
-        when gate_code = 'NOT_ON_BASELINE' then 'Install the current quarter''s baseline cumulative update and reboot.'
-        else ''
-    end as remediation,
+    audit.message(reason_key, params) as reason,
+    audit.message(remediation_key, params) as remediation,
+    reason_key, remediation_key, params,
     json_object('run_id', run_id, 'hotpatch_status', hotpatch_status, 'agent_status', agent_status, 'os_build', os_build,
         'patch_mode', patch_mode, 'guest_facts_collected_at', collected_at, 'vbs_status', vbs_status, 'hvci_configured', hvci_configured,
         'firmware_type', coalesce(guest_firmware_type, firmware_type), 'secure_boot', secure_boot, 'hyperv_generation', guest_hyperv_generation,
@@ -162,7 +119,37 @@ select
     has_guest_facts,
     hotpatch_without_reboot,
     g1, g2, g3, g4, g5, g6, g7, g8, g9, g10, g11
-from first_gate;
+from (
+    select g.*,
+        case gate_code
+            when 'OS_NOT_ELIGIBLE' then 'gate.OS_NOT_ELIGIBLE.' || case when machine_kind = 'arc' then 'arc' else 'azure' end
+            when 'AGENT_NOT_CONNECTED' then 'gate.AGENT_NOT_CONNECTED.' || case when machine_kind = 'arc' then 'arc' else 'azure' end
+            when 'VBS_NOT_ENABLED' then 'VBS_NOT_ENABLED' || case when hotpatch_status = 'Enabled' then '.enrolled' else '' end
+            when 'VBS_NOT_RUNNING' then 'VBS_NOT_RUNNING' || case when hotpatch_status = 'Enabled' then '.enrolled' else '' end
+            when 'ACTION_REQUIRED' then 'gate.ACTION_REQUIRED' || case when hotpatch_error_code is not null then '.error' else '' end
+            when 'NOT_ON_BASELINE' then 'gate.NOT_ON_BASELINE' || case when off_track_since is not null then '.off_track' else '' end
+            when 'HYPERV_GEN1' then gate_code when 'FIRMWARE_NOT_UEFI' then gate_code when 'SECURE_BOOT_OFF' then gate_code
+            when 'VBS_NESTED_VIRTUALIZATION' then gate_code when 'HVCI_NOT_CONFIGURED' then gate_code when 'VBS_UNKNOWN' then gate_code
+            else 'gate.' || gate_code
+        end as reason_key,
+        case
+            when gate_code in ('OS_NOT_ELIGIBLE', 'BUILD_TOO_OLD', 'AGENT_NOT_CONNECTED', 'PATCH_MODE_NOT_PLATFORM', 'UPDATE_SOURCE_WSUS',
+                'NOT_ON_BASELINE') then 'gate.' || gate_code || '.fix'
+            when gate_code in ('HYPERV_GEN1', 'FIRMWARE_NOT_UEFI') then 'UEFI.fix'
+            when gate_code in ('SECURE_BOOT_OFF', 'VBS_NOT_ENABLED', 'VBS_NOT_RUNNING', 'VBS_NESTED_VIRTUALIZATION', 'HVCI_NOT_CONFIGURED',
+                'VBS_UNKNOWN') then gate_code || '.fix'
+            when gate_code in ('NOT_ENROLLED', 'CANCELED', 'ENROLLMENT_FAILED', 'PENDING_TOO_LONG', 'ACTION_REQUIRED', 'STATUS_UNKNOWN')
+                then 'gate.enroll.fix.' || case when machine_kind = 'arc' then 'arc' else 'azure' end
+        end as remediation_key,
+        -- the named values the gate templates quote (20_readiness.toml)
+        map {
+            'machine': machine_name, 'build': coalesce(os_build, '?'), 'agent': coalesce(agent_status, 'not reporting'),
+            'patch_mode': coalesce(patch_mode, 'none'), 'date': cast(pending_since as varchar),
+            'error': hotpatch_error_code || ' ' || coalesce(hotpatch_error_message, ''), 'status': hotpatch_status,
+            'server': wu_server, 'off_track_since': off_track_since, 'month': baseline_month
+        } as params
+    from first_gate g
+) first_gate;
 comment on view audit.readiness_live is 'Computed live (every run): Readiness funnel: per run and Windows machine, the first failing gate (1 OS, 2 build, 3 agent, 4 firmware, 5-8 VBS/HVCI/guest facts, 9 enrollment, 10 WSUS, 11 baseline; 12 = all pass) with a reason code, a reason sentence, a fix and the evidence; g1..g11 hold every gate''s code.';
 
 create table if not exists audit.readiness as select * from audit.readiness_live limit 0;

@@ -21,27 +21,25 @@ judged as (
             else 'info'
         end as severity,
         case outcome
-            when 'avoided' then machine_name || ' installed the ' || month || ' update without a reboot (' || coalesce(installed_kbs, month_kb, 'hotpatch') || ').'
-            when 'expected_reboot' then machine_name || ' rebooted in ' || month || ', a ' || replace(kind, '_', ' ') || ' month, as planned'
-                || coalesce(' (' || installed_kbs || ')', '') || '.'
-            when 'unexpected_reboot' then machine_name || ' rebooted ' || reboot_count || ' time(s) in hotpatch month ' || month
-                || ' while enrolled; cause: ' || coalesce(cause_kbs, 'no non-hotpatch KB recorded') || '.'
-            when 'avoidable_reboot' then machine_name || ' is eligible for hotpatch but not enrolled (' || coalesce(status_at_start, hotpatch_status)
-                || ') and rebooted in hotpatch month ' || month || ' for ' || coalesce(cause_kbs, installed_kbs, 'the monthly update') || '; hotpatch would have avoided it.'
-            when 'no_install' then machine_name || ' installed no monthly quality update in ' || month
-                || case when month_kb_available then ' (' || month_kb || ' still listed as available).'
-                        when installation_runs = 0 and unchanged_build is not null then ' (the OS build stayed ' || unchanged_build || ' in runs before and after the month).'
-                        else ' (installation runs found none).' end
-            else machine_name || ' has no installation data covering ' || month || '; the month is not judged.'
-        end as reason,
-        case outcome
-            when 'unexpected_reboot' then 'Review the updates that rebooted the machine (' || coalesce(cause_kbs, 'see evidence')
-                || '); schedule .NET and non-security updates with the quarterly baseline, or return the machine to the hotpatch track at the next baseline.'
-            when 'avoidable_reboot' then 'Enable hotpatch for this machine (Arc: license Hotpatch; Azure: enableHotpatching with patchMode AutomaticByPlatform).'
-            when 'no_install' then 'Check the machine''s maintenance schedule and update source; install the month''s update.'
-            when 'unknown' then 'Make sure Update Manager installation results are collected every month (run the pipeline at least every 30 days).'
-            else ''
-        end as remediation
+            when 'avoided' then 'avoided'
+            when 'expected_reboot' then case when installed_kbs is null then 'expected_reboot' else 'expected_reboot.kbs' end
+            when 'unexpected_reboot' then 'unexpected_reboot'
+            when 'avoidable_reboot' then 'avoidable_reboot'
+            when 'no_install' then case when month_kb_available then 'no_install.available'
+                when installation_runs = 0 and unchanged_build is not null then 'no_install.unchanged_build'
+                else 'no_install.none_found' end
+            else 'unknown'
+        end as reason_key,
+        case when outcome in ('unexpected_reboot', 'avoidable_reboot', 'no_install', 'unknown') then outcome || '.fix' end as remediation_key,
+        -- the named values the reason and remediation templates quote (sql/audit/40_reboot_avoidance.toml)
+        map {
+            'machine': machine_name, 'month': month, 'kind': replace(kind, '_', ' '),
+            'kbs': case outcome when 'avoided' then coalesce(installed_kbs, month_kb, 'hotpatch')
+                when 'avoidable_reboot' then coalesce(cause_kbs, installed_kbs, 'the monthly update') else installed_kbs end,
+            'count': cast(reboot_count as varchar),
+            'cause': coalesce(cause_kbs, case outcome when 'unexpected_reboot' then 'no non-hotpatch KB recorded' end),
+            'status': coalesce(status_at_start, hotpatch_status), 'kb': month_kb, 'build': unchanged_build
+        } as params
     from machine_months mm
 )
 select
@@ -50,7 +48,10 @@ select
     'reboot_avoidance' as audit,
     outcome as code,
     machine_id, machine_name, machine_kind, subscription_id, resource_group, owner, track, month,
-    status, severity, reason, remediation,
+    status, severity,
+    audit.message(reason_key, params) as reason,
+    audit.message(remediation_key, params) as remediation,
+    reason_key, remediation_key, params,
     evidence
 from judged;
 comment on view audit.reboot_avoidance is 'Audit 1 findings: one per Windows machine-month of the period (not_applicable months left out) with the reboot-avoidance outcome as code: avoided and expected_reboot pass, unexpected_reboot and no_install warn (past outcomes: facts of the period, not open actions), avoidable_reboot warn at severity info (an opportunity, not a defect), unknown when no installation data covers the month.';

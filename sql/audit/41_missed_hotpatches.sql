@@ -58,10 +58,7 @@ missed as (
             when not h.assessment_is_stale then 'pass'
             else 'unknown'
         end as status,
-        date_diff('day', h.grace_end, cast(coalesce(h.month_kb_installed_at, h.month_kb_build_seen_at) as date)) as days_late,
-        case when h.month_kb is null and h.effective_kb is null then ' (KB unknown: ' || h.calendar_note || ')'
-             when h.month_kb is null then ' (' || h.calendar_note || ')'
-             else '' end as kb_note
+        date_diff('day', h.grace_end, cast(coalesce(h.month_kb_installed_at, h.month_kb_build_seen_at) as date)) as days_late
     from hotpatch_months h
 ),
 missed_life as (
@@ -96,42 +93,44 @@ missed_findings as (
             else 'info'
         end as severity,
         case
-            when status = 'fail' and closed_reason = 'superseded' then machine_name || ' did not install the ' || month || ' hotpatch'
-                || coalesce(' ' || kb_label, '') || kb_note || ' by the ' || grace_end || ' grace end; ' || coalesce(closed_by, 'the ' || closed_month || ' update')
-                || ' (' || closed_month || '), a later cumulative update of the track installed on ' || cast(cast(closed_at as date) as varchar)
-                || ', superseded it after ' || exposure_days || ' day(s) of exposure.'
-        else case status
-            when 'fail' then machine_name || ' has not installed the ' || month || ' hotpatch' || coalesce(' ' || kb_label, '') || kb_note
-                || ', ' || days_past_grace || ' day(s) after the ' || grace_end || ' grace end'
-                || case when month_kb_available then '; the latest assessment still lists it as available'
-                        when month_kb_failed then '; its installation failed and no later run installed it'
-                        else '; the installation history covering the month has no install of it' end || '.'
-            when 'warn' then machine_name || ' installed the ' || month || ' hotpatch' || coalesce(' ' || kb_label, '') || kb_note
-                || case when month_kb_installed_at is not null then ' on ' || cast(cast(month_kb_installed_at as date) as varchar) || ', ' || days_late || ' day(s) late.'
-                        else ' late: the OS build first shows it in run ' || month_kb_build_run_id || ' (' || cast(cast(month_kb_build_seen_at as date) as varchar)
-                            || '), ' || days_late || ' day(s) after the grace end, with no installation record.' end
-            when 'pass' then machine_name || case when is_installed or build_in_time then ' installed the ' || month || ' hotpatch' || coalesce(' ' || kb_label, '') || kb_note || ' in time'
-                || case when not is_installed then ' (proved by the OS build in run ' || month_kb_build_run_id || ')' else '' end || '.'
-                else ' has not yet installed the ' || month || ' hotpatch; grace runs until ' || grace_end || '.' end
-            else machine_name || case when assessment_is_stale and assessed_at is null then ' has no patch assessment'
-                when assessment_is_stale then ' has a stale patch assessment (' || cast(assessed_at as varchar) || ')'
-                when month_kb is null then ' has no evidence either way for the ' || month || ' hotpatch' || kb_note
-                    || ' (no hotpatch-titled install, none listed as available, no failed install)'
-                else ' has no installation data covering ' || month end
-                || ', so the ' || month || ' hotpatch is not judged.'
-        end end as reason,
+            when status = 'fail' and closed_reason = 'superseded' then 'missed.superseded'
+            when status = 'fail' then case when month_kb_available then 'missed.open_available'
+                when month_kb_failed then 'missed.open_failed' else 'missed.open_history' end
+            when status = 'warn' then case when month_kb_installed_at is not null then 'missed.late' else 'missed.late_build' end
+            when status = 'pass' then case when is_installed then 'missed.in_time' when build_in_time then 'missed.in_time_build'
+                else 'missed.within_grace' end
+            when assessment_is_stale and assessed_at is null then 'stale.none'
+            when assessment_is_stale then 'stale.old'
+            when month_kb is null then 'missed.no_evidence'
+            else 'missed.no_data'
+        end as reason_key,
         case
-            when status = 'fail' and closed_reason is not null then ''
-            when status = 'fail' and current_kb is not null then 'Install the latest update of the track, ' || current_kb || ' (' || current_month
-                || '), through Update Manager (Windows Update source) and check the maintenance schedule.'
-            when status = 'fail' then 'Install the latest update of the track (' || current_month
-                || ') through Update Manager (Windows Update source) and check the maintenance schedule.'
-        else case status
-            when 'warn' then 'Schedule hotpatch installs within ' || 'the grace period after Patch Tuesday.'
-            when 'unknown' then case when assessment_is_stale then 'Enable periodic assessment (assessmentMode AutomaticByPlatform) so the machine is assessed at least weekly.'
-                else 'Make sure Update Manager installation results are collected every month, and add the month''s hotpatch KB to the release calendar.' end
-            else ''
-        end end as remediation,
+            when status = 'fail' and closed_reason is not null then null
+            when status = 'fail' and current_kb is not null then 'missed.fix.latest_kb'
+            when status = 'fail' then 'missed.fix.latest'
+            when status = 'warn' then 'missed.fix.late'
+            when status = 'unknown' and assessment_is_stale then 'stale.fix'
+            when status = 'unknown' then 'missed.fix.no_evidence'
+        end as remediation_key,
+        -- the named values the templates quote (41_missed_hotpatches.toml); `kb` is a fragment when the
+        -- calendar has no KB for the month
+        map {
+            'machine': machine_name, 'month': month, 'grace_end': cast(grace_end as varchar),
+            'kb': case when month_kb is null and kb_label is null then audit.message('frag.kb_unknown', map {'note': calendar_note})
+                       when month_kb is null then audit.message('frag.kb_note', map {'kb_id': kb_label, 'note': calendar_note})
+                       else ' ' || kb_label end,
+            'kb.key': case when month_kb is null and kb_label is null then 'frag.kb_unknown' when month_kb is null then 'frag.kb_note' end,
+            'kb_id': kb_label, 'note': calendar_note,
+            'days': cast(case when status = 'fail' and closed_reason = 'superseded' then exposure_days
+                              when status = 'fail' then days_past_grace else days_late end as varchar),
+            'date': case when status = 'fail' then cast(cast(closed_at as date) as varchar)
+                         when status = 'warn' then cast(cast(coalesce(month_kb_installed_at, month_kb_build_seen_at) as date) as varchar)
+                         else cast(assessed_at as varchar) end,
+            'closed_by': coalesce(closed_by, audit.message('frag.month_update', map {'update_month': closed_month})),
+            'closed_by.key': case when closed_by is null and closed_month is not null then 'frag.month_update' end,
+            'update_month': closed_month, 'closed_month': closed_month,
+            'run': month_kb_build_run_id, 'current_kb': current_kb, 'current_month': current_month
+        } as params,
         closed_reason, closed_by, closed_at, exposure_days,
         json_object('run_id', run_id, 'month_kb', kb_label, 'matched_by', month_kb_matched_by, 'release_date', release_date, 'grace_end', grace_end,
             'installed_at', month_kb_installed_at, 'installed_by_build', month_kb_installed_by_build,
@@ -175,21 +174,29 @@ off_track_findings as (
         'fail' as status,
         case when e.closed_at is not null then 'closed' else 'open' end as state,
         case when e.event_cause is not null then 'medium' else 'high' end as severity,
-        m.machine_name || ' left the hotpatch track in ' || e.event_month || ' by installing ' || e.event_kbs
-            || ', a cumulative update that is not the baseline or hotpatch; hotpatches cannot apply until the '
-            || coalesce(e.next_baseline_month, 'next') || ' baseline (months lost: ' || coalesce(e.months_lost, 'none') || ')'
-            || coalesce('. Cause: ' || e.event_cause, '')
-            || case when e.all_kbs <> e.event_kbs then '. Off-track updates up to the next baseline (no new finding): ' || e.all_kbs else '' end
-            || case when e.closed_at is not null then '; it returned to the track with ' || coalesce(e.closed_by, 'the ' || e.closed_month || ' update')
-                || ' (' || e.closed_month || ') on ' || cast(cast(e.closed_at as date) as varchar) || ', after ' || e.exposure_days || ' day(s)' else '' end
-            || '.' as reason,
-        case when e.closed_at is not null then ''
-            when e.event_cause like '%licence%' then 'Microsoft caused this (the Arc hotpatch licence expiry), not the machine''s owner: apply Microsoft''s licence workaround (feature override 4264695439) on Arc machines and install the '
-                || coalesce(e.return_baseline, 'next') || ' baseline to return to the hotpatch track.'
-            when e.event_cause is not null then 'Microsoft caused this (an update it offered to hotpatch machines), not the machine''s schedule: install the '
-                || coalesce(e.return_baseline, 'next') || ' baseline to return to the hotpatch track.'
-            else 'Install the ' || coalesce(e.return_baseline, 'next') || ' baseline to return to the hotpatch track'
-                || '; exclude non-hotpatch cumulative updates from hotpatch machines'' schedules.' end as remediation,
+        case when e.closed_at is not null then 'off_track.returned' when e.next_baseline_month is null then 'off_track.open_next'
+             else 'off_track.open' end as reason_key,
+        case when e.closed_at is not null then null
+            when e.event_cause like '%licence%' then case when e.return_baseline is null then 'off_track.fix.licence_next' else 'off_track.fix.licence' end
+            when e.event_cause is not null then case when e.return_baseline is null then 'off_track.fix.microsoft_next' else 'off_track.fix.microsoft' end
+            else case when e.return_baseline is null then 'off_track.fix.own_next' else 'off_track.fix.own' end
+        end as remediation_key,
+        map {
+            'machine': m.machine_name, 'month': e.event_month, 'kbs': e.event_kbs, 'baseline': e.next_baseline_month,
+            'lost': coalesce(e.months_lost, 'none'),
+            'more': case when e.event_cause is not null and e.all_kbs <> e.event_kbs
+                             then audit.message('frag.cause_more_kbs', map {'cause': e.event_cause, 'all_kbs': e.all_kbs})
+                         when e.event_cause is not null then audit.message('frag.cause', map {'cause': e.event_cause})
+                         when e.all_kbs <> e.event_kbs then audit.message('frag.more_kbs', map {'all_kbs': e.all_kbs}) end,
+            'more.key': case when e.event_cause is not null and e.all_kbs <> e.event_kbs then 'frag.cause_more_kbs'
+                             when e.event_cause is not null then 'frag.cause' when e.all_kbs <> e.event_kbs then 'frag.more_kbs' end,
+            'cause': e.event_cause, 'all_kbs': e.all_kbs,
+            'closed_by': coalesce(e.closed_by, audit.message('frag.month_update', map {'update_month': e.closed_month})),
+            'closed_by.key': case when e.closed_by is null and e.closed_month is not null then 'frag.month_update' end,
+            'update_month': e.closed_month, 'closed_month': e.closed_month,
+            'date': cast(cast(e.closed_at as date) as varchar), 'days': cast(e.exposure_days as varchar),
+            'return_baseline': e.return_baseline
+        } as params,
         e.closed_reason, e.closed_by, e.closed_at, e.exposure_days,
         json_object('run_id', e.run_id, 'kbs', e.event_kbs, 'all_kbs', e.all_kbs, 'event_month', e.event_month, 'event_at', e.event_at,
             'months_lost', e.months_lost, 'next_baseline', e.next_baseline_month, 'cause', e.event_cause,
@@ -226,8 +233,7 @@ baselines as (
         qh.proved_at as hotpatch_proved_at, qh.proved_by as hotpatch_proved_by, qm.months_lost,
         coalesce(month_kb_installed_at is not null or month_kb_installed_by_build or qh.proved_at is not null, false) as is_installed,
         coalesce(fi.first_install_at <= mm.grace_end, false) as history_covers,
-        coalesce(effective_kb, month_kb, 'the cumulative update') as kb_label,
-        case when month_kb is null then ' (' || calendar_note || ')' else '' end as kb_note
+        coalesce(effective_kb, month_kb, 'the cumulative update') as kb_label
     from machine_months mm
     left join first_install fi using (run_id, machine_id)
     left join quarter_hotpatch qh using (run_id, machine_id, month)
@@ -245,38 +251,45 @@ baseline_findings as (
         case when status = 'fail' and coalesce(exposure_days, days_past_grace) > 45 then 'critical' when status = 'fail' then 'high'
              when status = 'warn' then 'medium' when status = 'unknown' then 'medium' else 'info' end as severity,
         case
-            when status in ('fail', 'warn') and closed_at is not null then machine_name || ' did not install the ' || month || ' baseline ' || kb_label || kb_note
-                || ' by the ' || grace_end || ' grace end; ' || coalesce(closed_by, 'the ' || closed_month || ' update')
-                || ' (' || closed_month || '), a later cumulative update of the track installed on ' || cast(cast(closed_at as date) as varchar)
-                || ', superseded it after ' || exposure_days || ' day(s) of exposure.'
-        else case status
-            when 'fail' then machine_name || ' has not installed the ' || month || ' baseline ' || kb_label || kb_note || ', ' || days_past_grace
-                || ' day(s) after the ' || grace_end || ' grace end'
-                || case when month_kb_available then ' (the latest assessment still lists it as available)'
-                        when month_kb_failed then ' (its installation failed and no later run installed it)' else '' end
-                || ', so that quarter''s hotpatches cannot apply (months lost: ' || coalesce(months_lost, 'none yet') || ').'
-            when 'warn' then machine_name || ' installed the ' || month || ' baseline ' || kb_label || kb_note || ' but the reboot is still pending after the grace period (reboot pending).'
-            when 'pass' then machine_name || ' installed the ' || month || ' baseline ' || kb_label || kb_note
-                || case when month_kb_installed_at is null and month_kb_installed_by_build then ' (proved by the OS build in run ' || month_kb_build_run_id || ')'
-                        when month_kb_installed_at is null then ' (proved by ' || coalesce(hotpatch_proved_by, 'a hotpatch') || ', a hotpatch of the same quarter installed on '
-                            || cast(cast(hotpatch_proved_at as date) as varchar) || ')'
-                        else '' end || '.'
-            else machine_name || case when assessment_is_stale and assessed_at is null then ' has no patch assessment'
-                when assessment_is_stale then ' has a stale patch assessment (' || cast(assessed_at as varchar) || ')'
-                when month_kb is null then ' has no evidence either way for the ' || month || ' baseline' || kb_note
-                    || ' (no Cumulative Update installed with a reboot, none listed as available, no failed install)'
-                else ' has no installation data covering ' || month end
-                || ', so the ' || month || ' baseline is not judged.'
-        end end as reason,
+            when status in ('fail', 'warn') and closed_at is not null then 'baseline_missed.superseded'
+            when status = 'fail' then 'baseline_missed.open'
+            when status = 'warn' then 'baseline_missed.pending'
+            when status = 'pass' then case when month_kb_installed_at is null and month_kb_installed_by_build then 'baseline_missed.installed_build'
+                when month_kb_installed_at is null then 'baseline_missed.installed_hotpatch' else 'baseline_missed.installed' end
+            when assessment_is_stale and assessed_at is null then 'stale.baseline_none'
+            when assessment_is_stale then 'stale.baseline_old'
+            when month_kb is null then 'baseline_missed.no_evidence'
+            else 'baseline_missed.no_data'
+        end as reason_key,
         case
-            when status in ('fail', 'warn') and closed_at is not null then ''
-            when status = 'fail' and current_baseline_month > month then 'Install the current baseline, ' || coalesce(current_baseline_kb, 'the cumulative update')
-                || ' (' || current_baseline_month || '), and reboot in the next maintenance window; it carries the ' || month || ' baseline.'
-        else case status
-            when 'fail' then 'Install ' || kb_label || ' and reboot in the next maintenance window.'
-            when 'warn' then 'Reboot the machine to complete ' || kb_label || '.'
-            when 'unknown' then 'Enable periodic assessment so the machine is assessed at least weekly.'
-            else '' end end as remediation,
+            when status in ('fail', 'warn') and closed_at is not null then null
+            when status = 'fail' and current_baseline_month > month then 'baseline_missed.fix.current'
+            when status = 'fail' then 'baseline_missed.fix.install'
+            when status = 'warn' then 'baseline_missed.fix.reboot'
+            when status = 'unknown' then 'stale.fix.baseline'
+        end as remediation_key,
+        map {
+            'machine': machine_name, 'month': month, 'grace_end': cast(grace_end as varchar),
+            'kb': case when month_kb is null then audit.message('frag.baseline_kb_note', map {'kb_id': kb_label, 'note': calendar_note})
+                       else kb_label end,
+            'kb.key': case when month_kb is null then 'frag.baseline_kb_note' end,
+            'kb_id': kb_label, 'note': calendar_note,
+            'kb_note': case when month_kb is null then audit.message('frag.note', map {'note': calendar_note}) end,
+            'kb_note.key': case when month_kb is null then 'frag.note' end,
+            'why': case when month_kb_available then audit.message('frag.why_available', map())
+                        when month_kb_failed then audit.message('frag.why_failed', map()) end,
+            'why.key': case when month_kb_available then 'frag.why_available' when month_kb_failed then 'frag.why_failed' end,
+            'lost': coalesce(months_lost, 'none yet'),
+            'days': cast(case when status in ('fail', 'warn') and closed_at is not null then exposure_days else days_past_grace end as varchar),
+            'date': case when status in ('fail', 'warn') and closed_at is not null then cast(cast(closed_at as date) as varchar)
+                         when status = 'pass' then cast(cast(hotpatch_proved_at as date) as varchar)
+                         else cast(assessed_at as varchar) end,
+            'closed_by': coalesce(closed_by, audit.message('frag.month_update', map {'update_month': closed_month})),
+            'closed_by.key': case when closed_by is null and closed_month is not null then 'frag.month_update' end,
+            'update_month': closed_month, 'closed_month': closed_month,
+            'run': month_kb_build_run_id, 'proof': coalesce(hotpatch_proved_by, 'a hotpatch'),
+            'current_kb': coalesce(current_baseline_kb, 'the cumulative update'), 'current_month': current_baseline_month
+        } as params,
         case when status in ('fail', 'warn') and closed_at is not null then 'superseded' end as closed_reason,
         case when status in ('fail', 'warn') then closed_by end as closed_by,
         case when status in ('fail', 'warn') then closed_at end as closed_at,
@@ -335,11 +348,13 @@ enrollment_lost_findings as (
         'fail' as status,
         'open' as state,
         'high' as severity,
-        m.machine_name || ' was Enabled for hotpatch in run ' || e.enabled_run_id || ' (' || cast(e.enabled_as_of as varchar)
-            || ') and is now ' || m.hotpatch_status || coalesce(' (' || m.hotpatch_error_code || ': ' || m.hotpatch_error_message || ')', '')
-            || '; first seen not Enabled in run ' || coalesce(l.lost_run_id, m.run_id) || ' (' || cast(coalesce(l.lost_as_of, rs.as_of) as varchar) || ').' as reason,
-        case when m.machine_kind = 'arc' then 'Re-enable hotpatch in the Arc Hotpatch blade and check the licence feature and VBS.'
-             else 'Set enableHotpatching = true with patchMode AutomaticByPlatform on the VM.' end as remediation,
+        case when m.hotpatch_error_code is null or m.hotpatch_error_message is null then 'enrollment_lost' else 'enrollment_lost.error' end as reason_key,
+        case when m.machine_kind = 'arc' then 'enrollment_lost.fix.arc' else 'enrollment_lost.fix.azure' end as remediation_key,
+        map {
+            'machine': m.machine_name, 'run': e.enabled_run_id, 'date': cast(e.enabled_as_of as varchar), 'status': m.hotpatch_status,
+            'error': m.hotpatch_error_code || ': ' || m.hotpatch_error_message,
+            'lost_run': coalesce(l.lost_run_id, m.run_id), 'lost_date': cast(coalesce(l.lost_as_of, rs.as_of) as varchar)
+        } as params,
         json_object('run_id', m.run_id, 'enabled_run_id', e.enabled_run_id, 'enabled_as_of', e.enabled_as_of,
             'lost_run_id', coalesce(l.lost_run_id, m.run_id), 'lost_as_of', coalesce(l.lost_as_of, rs.as_of),
             'hotpatch_status', m.hotpatch_status, 'licence_status', m.hotpatch_licence_status,
@@ -361,7 +376,11 @@ select
     run_id,
     'missed_hotpatches' as audit,
     code, machine_id, machine_name, machine_kind, subscription_id, resource_group, owner, track, month,
-    status, severity, reason, remediation, evidence,
+    status, severity,
+    audit.message(reason_key, params) as reason,
+    audit.message(remediation_key, params) as remediation,
+    reason_key, remediation_key, params,
+    evidence,
     state, closed_reason, closed_by, closed_at, exposure_days
 from all_rows;
 comment on view audit.missed_hotpatches is 'Audit 2 findings for machines Enabled at the start of each month: missed (fail after grace, warn when installed late, pass in time or within grace), off_track (one finding on the month a non-hotpatch cumulative update was installed, with the months lost and the calendar event that explains it), baseline_missed, enrollment_lost (Enabled in an earlier run, not now) and stale (no fresh assessment: the month is not judged).';

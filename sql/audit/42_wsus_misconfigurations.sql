@@ -22,14 +22,19 @@ confirmed_findings as (
         case when hotpatch_status = 'Enabled' or hotpatch_intended then 'fail' else 'warn' end as status,
         case when not (hotpatch_status = 'Enabled' or hotpatch_intended) then 'low'
              when no_wu_internet = 1 then 'critical' else 'high' end as severity,
-        machine_name || ' gets quality updates from WSUS (UseWUServer=1, WUServer=' || wu_server
-            || case when quality_updates_source is null then ', no SetPolicyDrivenUpdateSourceForQualityUpdates' else ', SetPolicyDrivenUpdateSourceForQualityUpdates=' || quality_updates_source end
-            || case when no_wu_internet = 1 then ', DoNotConnectToWindowsUpdateInternetLocations=1' else '' end || ')'
-            || case when hotpatch_status = 'Enabled' or hotpatch_intended then ', so it does not receive hotpatches (status ' || hotpatch_status || ').'
-                    else '; this blocks enrolling it in hotpatch.' end as reason,
-        'In the Group Policy Computer Configuration > Administrative Templates > Windows Components > Windows Update > Manage updates offered from Windows Server Update Service > Specify source service for specific classes of Windows Updates, set Quality Updates to Windows Update (it writes HKLM\SOFTWARE\Policies\Microsoft\Windows\WindowsUpdate\SetPolicyDrivenUpdateSourceForQualityUpdates = 0)'
-            || case when no_wu_internet = 1 then ' and disable Do not connect to any Windows Update Internet locations (DoNotConnectToWindowsUpdateInternetLocations = 0)' else '' end
-            || '. A domain GPO overrides local edits: change the GPO that sets UseWUServer/WUServer, then run gpupdate /force.' as remediation,
+        case when hotpatch_status = 'Enabled' or hotpatch_intended then 'wsus_confirmed' else 'wsus_unenrolled' end as reason_key,
+        'wsus.fix' as remediation_key,
+        map {
+            'machine': machine_name, 'server': wu_server, 'status': hotpatch_status,
+            'policy': case when quality_updates_source is null
+                    then audit.message('wsus.frag.no_policy', map {'no_wu': case when no_wu_internet = 1 then ', DoNotConnectToWindowsUpdateInternetLocations=1' else '' end})
+                    else 'SetPolicyDrivenUpdateSourceForQualityUpdates=' || quality_updates_source
+                        || case when no_wu_internet = 1 then ', DoNotConnectToWindowsUpdateInternetLocations=1' else '' end end,
+            'policy.key': case when quality_updates_source is null then 'wsus.frag.no_policy' end,
+            'no_wu': case when no_wu_internet = 1 then ', DoNotConnectToWindowsUpdateInternetLocations=1' else '' end,
+            'also': case when no_wu_internet = 1 then audit.message('wsus.frag.also_no_wu', map()) else '' end,
+            'also.key': case when no_wu_internet = 1 then 'wsus.frag.also_no_wu' end
+        } as params,
         json_object('run_id', run_id, 'source', 'guest facts', 'report_id', report_id, 'collected_at', collected_at,
             'UseWUServer', use_wu_server, 'WUServer', wu_server, 'SetPolicyDrivenUpdateSourceForQualityUpdates', quality_updates_source,
             'DoNotConnectToWindowsUpdateInternetLocations', no_wu_internet, 'hotpatch_status', hotpatch_status) as evidence
@@ -71,9 +76,9 @@ suspected_findings as (
         m.run_id, m.machine_id, m.machine_name, m.machine_kind, m.subscription_id, m.resource_group, m.owner, m.track,
         'warn' as status,
         'medium' as severity,
-        m.machine_name || ' is enrolled but in ' || b.lcu_months || ' hotpatch months (' || b.months
-            || ') was offered or installed the standard cumulative update and never a hotpatch; this fits a WSUS update source (no guest facts to confirm).' as reason,
-        'Deploy the hotpatch-audit-guest assignment to confirm the update source; if it is WSUS, set Quality Updates to Windows Update in the Group Policy Specify source service for specific classes of Windows Updates (SetPolicyDrivenUpdateSourceForQualityUpdates = 0), in the domain GPO that applies.' as remediation,
+        'wsus_suspected' as reason_key,
+        'wsus_suspected.fix' as remediation_key,
+        map {'machine': m.machine_name, 'count': cast(b.lcu_months as varchar), 'months': b.months} as params,
         json_object('run_id', m.run_id, 'source', 'installation and assessment behaviour', 'months', b.months,
             'hotpatch_months', b.hotpatch_months, 'hotpatch_status', m.hotpatch_status) as evidence
     from machines m
@@ -92,6 +97,10 @@ select
     'wsus_misconfigurations' as audit,
     code, machine_id, machine_name, machine_kind, subscription_id, resource_group, owner, track,
     null::varchar as month,
-    status, severity, reason, remediation, evidence
+    status, severity,
+    audit.message(reason_key, params) as reason,
+    audit.message(remediation_key, params) as remediation,
+    reason_key, remediation_key, params,
+    evidence
 from all_rows;
 comment on view audit.wsus_misconfigurations is 'Audit 3 findings: wsus_confirmed (fresh guest facts show UseWUServer=1 with a WUServer and no policy sending quality updates to Windows Update, on an enrolled or intended machine: fail, critical with DoNotConnectToWindowsUpdateInternetLocations=1), wsus_unenrolled (same on an eligible unenrolled machine: warn), wsus_suspected (no guest facts, enrolled, two or more hotpatch months in which the standard LCU was offered in any assessment of the month, across runs, or installed, and the hotpatch KB never was offered or installed: warn).';

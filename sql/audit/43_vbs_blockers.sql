@@ -27,13 +27,14 @@ all_rows as (
         status,
         case status when 'fail' then case when hotpatch_status = 'Enabled' then 'high' else 'medium' end
                     when 'warn' then 'low' else 'info' end as severity,
-        reason, remediation, evidence
+        reason, remediation, reason_key, remediation_key, params, evidence
     from blocked
     union all
     select run_id, 'VBS_UNKNOWN', machine_id, machine_name, machine_kind, subscription_id, resource_group, owner, track,
         status, 'info',
-        machine_name || ' has no guest facts, but a hotpatch installed without a reboot, which shows VBS is running.',
-        'Deploy the hotpatch-audit-guest assignment to keep VBS evidence current.',
+        audit.message('VBS_UNKNOWN.proven', map {'machine': machine_name}),
+        audit.message('VBS_UNKNOWN.proven.fix', map()),
+        'VBS_UNKNOWN.proven', 'VBS_UNKNOWN.proven.fix', map {'machine': machine_name},
         json_object('run_id', run_id, 'source', 'installation without reboot (audit.machine_months)', 'hotpatch_status', hotpatch_status)
     from proven
 )
@@ -43,6 +44,6 @@ select
     'vbs_blockers' as audit,
     code, machine_id, machine_name, machine_kind, subscription_id, resource_group, owner, track,
     null::varchar as month,
-    status, severity, reason, remediation, evidence
+    status, severity, reason, remediation, reason_key, remediation_key, params, evidence
 from all_rows;
 comment on view audit.vbs_blockers is 'Audit 4 findings: Arc machines stopped at readiness gates 4-8 (firmware, VBS not enabled / not running / nested virtualization, HVCI, VBS unknown). fail on machines that are Enabled or intend hotpatch, warn for HVCI or VBS unknown on Enabled machines and for machines that do not intend hotpatch, unknown for VBS unknown on others; VBS_UNKNOWN passes when a hotpatch installed without a reboot.';

@@ -22,7 +22,10 @@ create table if not exists audit.findings (
     closed_reason   varchar,
     closed_by       varchar,
     closed_at       timestamp,
-    exposure_days   integer
+    exposure_days   integer,
+    reason_key      varchar,
+    remediation_key varchar,
+    params          map(varchar, varchar)
 );
 -- Ledgers created before waivers (and the findings lifecycle) existed gain the columns.
 alter table audit.findings add column if not exists waiver_id varchar;
@@ -31,4 +34,7 @@ alter table audit.findings add column if not exists closed_reason varchar;
 alter table audit.findings add column if not exists closed_by varchar;
 alter table audit.findings add column if not exists closed_at timestamp;
 alter table audit.findings add column if not exists exposure_days integer;
-comment on table audit.findings is 'Findings of every audit, materialized per run from audit.all_findings (delete + insert for the run). finding_id = md5(audit|code|machine_id|month) is stable across runs, so diffs between runs are a join. waiver_id: the waiver that waived the finding (status waived), or the expired waiver a waiver_expired finding reports. state: open (present at the as-of time and fixable: the owner''s list), closed (non-compliant in its month, since resolved: closed_reason superseded by a later cumulative update, installed_late, or returned to the track by the next baseline; closed_by the KB, closed_at when), past (a past month''s reboot-avoidance outcome: a fact of the period), opportunity (avoidable_reboot), compliant (pass), not_judged (unknown data); exposure_days: days from the grace end (or the off-track event) to closed_at, or to the as-of time while open. Findings of runs audited before the lifecycle existed have state null.';
+alter table audit.findings add column if not exists reason_key varchar;
+alter table audit.findings add column if not exists remediation_key varchar;
+alter table audit.findings add column if not exists params map(varchar, varchar);
+comment on table audit.findings is 'Findings of every audit, materialized per run from audit.all_findings (delete + insert for the run). finding_id = md5(audit|code|machine_id|month) is stable across runs, so diffs between runs are a join. waiver_id: the waiver that waived the finding (status waived), or the expired waiver a waiver_expired finding reports. state: open (present at the as-of time and fixable: the owner''s list), closed (non-compliant in its month, since resolved: closed_reason superseded by a later cumulative update, installed_late, or returned to the track by the next baseline; closed_by the KB, closed_at when), past (a past month''s reboot-avoidance outcome: a fact of the period), opportunity (avoidable_reboot), compliant (pass), not_judged (unknown data); exposure_days: days from the grace end (or the off-track event) to closed_at, or to the as-of time while open. Findings of runs audited before the lifecycle existed have state null. reason_key and remediation_key: the message templates (ref.messages, from sql/audit/*.toml) the reason and remediation were rendered from, with params the named values they quote (a param p whose value is itself a message names its key in p.key); reason and remediation hold the English text, rendered once by audit.message(key, params). Null keys on findings judged before messages had keys.';

@@ -112,6 +112,8 @@ joined as (
         fb.closed_by, fb.closed_at,
         coalesce(fb.severity, fa.severity) as severity,
         coalesce(fb.reason, fa.reason) as reason,
+        case when fb.finding_id is not null then fb.reason_key else fa.reason_key end as reason_key,
+        case when fb.finding_id is not null then fb.params else fa.params end as params,
         coalesce(fa.status in ('fail', 'warn') and coalesce(fa.state, 'open') = 'open', false) as open_before
     from keys k
     left join audit.findings fa on fa.run_id = k.previous_run_id and fa.finding_id = k.finding_id
@@ -165,7 +167,7 @@ classified as (
 )
 select
     run_id, previous_run_id, scope, as_of, previous_as_of, finding_id, audit, code, machine_id, machine_name,
-    owner, month, change, status_before, status_now, severity, reason, change_detail, first_open_as_of
+    owner, month, change, status_before, status_now, severity, reason, change_detail, first_open_as_of, reason_key, params
 from classified;
 
 create or replace view audit.finding_changes as

@@ -77,7 +77,7 @@ select
     ['critical', 'high', 'medium', 'low', 'info'][g.severity_rank + 1] as severity,
     g.severity_rank,
     g.days_overdue,
-    r.reason, r.remediation,
+    r.reason, r.remediation, r.reason_key, r.remediation_key, r.params,
     g.codes, g.findings, g.finding_ids,
     r.finding_id as lead_finding_id
 from ranked r

@@ -9,7 +9,7 @@ create or replace view report.action_items as
 with actions as (
     select
         action_id as finding_id, run_id, audit, code, machine_id, machine_name, machine_kind, subscription_id,
-        resource_group, owner, track, months as month, status, severity, reason, remediation, days_overdue,
+        resource_group, owner, track, months as month, status, severity, reason, remediation, reason_key, remediation_key, params, days_overdue,
         root_cause, codes, findings,
         'action' as list_kind
     from audit.open_actions
@@ -18,7 +18,7 @@ with actions as (
 waived as (
     select
         finding_id, run_id, audit, code, machine_id, machine_name, machine_kind, subscription_id,
-        resource_group, owner, track, month, status, severity, reason, remediation, exposure_days as days_overdue,
+        resource_group, owner, track, month, status, severity, reason, remediation, reason_key, remediation_key, params, exposure_days as days_overdue,
         null::varchar as root_cause, code as codes, 1 as findings,
         'waived' as list_kind
     from audit.findings

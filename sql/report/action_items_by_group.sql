@@ -81,7 +81,7 @@ select
     a.finding_id, a.audit, a.code, a.machine_id, a.machine_name, a.machine_kind, a.subscription_id,
     coalesce(nullif(trim(s.subscription_name), ''), a.subscription_id) as subscription_name,
     a.resource_group, a.owner, a.track, a.month, a.status, a.severity, a.severity_rank, a.status_rank,
-    r.days_overdue, a.reason, a.remediation
+    r.days_overdue, a.reason, a.remediation, a.reason_key, a.remediation_key, a.params
 from ranked as r
 join ranked_groups as g using (run_id, group_kind, group_key)
 join report.action_items as a on a.run_id = r.run_id and a.finding_id = r.finding_id

@@ -28,6 +28,8 @@ select
     status_now,
     severity,
     reason,
+    reason_key,
+    params,
     change_detail,
     row_number() over (
         partition by run_id

@@ -1,11 +1,12 @@
 -- Report view: findings_overview
--- Reads: meta.runs, audit.findings, report.action_items
+-- Reads: meta.runs, ref.audits, audit.findings, report.action_items
 -- One row per run and audit (all four, zero included): findings by status, open findings (fail, warn
 -- with state open) by severity, the period's closed findings, past outcomes and opportunities, and the
 -- open actions the section lists (report.action_items).
 create or replace view report.findings_overview as
-with audits (audit, audit_order) as (
-    values ('reboot_avoidance', 1), ('missed_hotpatches', 2), ('wsus_misconfigurations', 3), ('vbs_blockers', 4)
+with audits as (
+    -- every audit of the metadata files (sql/audit/*.toml), in report order
+    select audit, audit_order from ref.audits
 ),
 
 counts as (
@@ -64,4 +65,4 @@ cross join audits
 left join counts on counts.run_id = runs.run_id and counts.audit = audits.audit
 left join actions on actions.run_id = runs.run_id and actions.audit = audits.audit;
 
-comment on view report.findings_overview is 'Per run and audit (all four, zero included, audit_order as in the report): findings by status (open = fail + warn still open at the as-of time, unknown, waived, pass), open findings by severity (critical ... info), the period''s closed findings, past outcomes (past) and opportunities, and actions: the open actions the section lists (one per machine and root cause).';
+comment on view report.findings_overview is 'Per run and audit (every audit of ref.audits, zero included, audit_order as in the report): findings by status (open = fail + warn still open at the as-of time, unknown, waived, pass), open findings by severity (critical ... info), the period''s closed findings, past outcomes (past) and opportunities, and actions: the open actions the section lists (one per machine and root cause).';

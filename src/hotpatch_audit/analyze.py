@@ -7,6 +7,7 @@ from pathlib import Path
 
 import duckdb
 
+from hotpatch_audit import audit_meta
 from hotpatch_audit.calendar import (
     CALENDAR_COLUMNS,
     CALENDAR_FILE,
@@ -49,11 +50,14 @@ def apply_sql(con: duckdb.DuckDBPyConnection, project_root: Path, calendar_overr
     con.execute((sql_dir / "10_ref.sql").read_text(encoding="utf-8"))
     load_calendar(con, project_root, calendar_override)
     load_prices(con, project_root)
+    audit_meta.apply(con, project_root)  # ref.audits, ref.audit_codes, ref.messages and audit.message()
     # Materialized tables follow their live view's columns: rebuilt whenever definitions are applied.
     for name in MATERIALIZED:
         con.execute(f"drop table if exists audit.{name}")
     for folder in SQL_FOLDERS:
         for path in sorted((sql_dir / folder).glob("*.sql")):
+            if folder == "audit" and path.stem == "90_all_findings":
+                audit_meta.create_every_audit(con)  # the union of the audit views the metadata names
             log.debug("applying %s", path)
             con.execute(path.read_text(encoding="utf-8"))
 

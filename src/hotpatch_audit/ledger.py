@@ -165,10 +165,11 @@ def open_writer(
 
 
 def sql_fingerprint(project_root: Path, calendar_override: Path | None = None) -> str:
-    """SHA-256 over every file that defines the ledger (sql/, data/, the calendar override), so unchanged
-    definitions are not re-applied."""
+    """SHA-256 over every file that defines the ledger (sql/ with the audits' metadata, data/, the calendar
+    override), so unchanged definitions are not re-applied."""
     digest = hashlib.sha256()
-    for path in sorted([*(project_root / "sql").rglob("*.sql"), *(project_root / "data").rglob("*.csv")]):
+    sql_dir = project_root / "sql"
+    for path in sorted([*sql_dir.rglob("*.sql"), *sql_dir.rglob("*.toml"), *(project_root / "data").rglob("*.csv")]):
         digest.update(path.relative_to(project_root).as_posix().encode())
         digest.update(path.read_bytes())
     if calendar_override is not None and calendar_override.exists():

@@ -22,7 +22,7 @@ import duckdb
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
-from hotpatch_audit import __version__, charts, i18n
+from hotpatch_audit import __version__, audit_meta, charts, i18n
 from hotpatch_audit.config import Settings
 from hotpatch_audit.duck import connect
 from hotpatch_audit.errors import HotpatchAuditError, RenderError
@@ -38,12 +38,10 @@ log = logging.getLogger(__name__)
 Row = dict[str, Any]
 Medium = Literal["html", "pdf"]
 
-AUDITS: dict[str, str] = {  # English titles; reports show i18n.gettext(title)
-    "reboot_avoidance": i18n.N_("Reboot avoidance"),
-    "missed_hotpatches": i18n.N_("Missed hotpatches"),
-    "wsus_misconfigurations": i18n.N_("WSUS misconfigurations"),
-    "vbs_blockers": i18n.N_("VBS blockers"),
-}
+# English titles in report order, from each audit's metadata file (sql/audit/*.toml); reports show
+# i18n.gettext(title).
+AUDITS: dict[str, str] = audit_meta.load().titles()
+SUMMARIES: dict[str, str] = {a.name: a.summary for a in audit_meta.load().audits}
 REPORT_TITLE = i18n.N_("Windows Server hotpatch audit")
 HTML_LIST_CAP = 2000  # rows per section list in audit.html; open_actions.csv always has all
 OWNER_CAP = 20  # owners per owner table
@@ -64,9 +62,11 @@ class SectionContext:
     """One audit section: its counts and the findings it lists (already sorted and capped in SQL)."""
 
     audit: str = field(
-        metadata=_help("Audit stem, e.g. vbs_blockers; names the template sections/<audit>.html.j2.")
+        metadata=_help("Audit stem, e.g. vbs_blockers; names the template sections/<audit>.html.j2 (an audit "
+                       "without one is shown by sections/_default.html.j2).")
     )
     title: str = field(metadata=_help("Section title, e.g. 'VBS blockers'."))
+    summary: str = field(metadata=_help("The audit's one-line summary from its metadata file (English)."))
     overview: Row = field(metadata=_help("report.findings_overview row: findings by status and severity."))
     counts: list[Row] = field(metadata=_help("report.finding_counts rows: findings by code and status."))
     actions: list[Row] = field(metadata=_help("report.action_items rows (fail/warn, then unknown), capped."))
@@ -406,6 +406,7 @@ def _read_run(con: duckdb.DuckDBPyConnection, run_id: str, cap: int, group_cap: 
             SectionContext(
                 audit=audit,
                 title=title,
+                summary=SUMMARIES.get(audit, ""),
                 overview=o,
                 counts=_rows(
                     con,
@@ -548,6 +549,7 @@ def _context(
         SectionContext(
             audit=s.audit,
             title=i18n.gettext(s.title),
+            summary=s.summary,
             overview=s.overview,
             counts=s.counts,
             actions=_localised(s.actions[:cap], settings.language),

@@ -20,22 +20,13 @@ from typing import Any
 import duckdb
 import yaml
 
+from hotpatch_audit import audit_meta
 from hotpatch_audit.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
-# The codes each audit view (sql/audit/4*.sql) can emit; a test keeps this list in step with the SQL.
-AUDIT_CODES: dict[str, frozenset[str]] = {
-    "reboot_avoidance": frozenset(
-        {"avoided", "expected_reboot", "unexpected_reboot", "avoidable_reboot", "no_install", "unknown"}
-    ),
-    "missed_hotpatches": frozenset({"missed", "stale", "off_track", "baseline_missed", "enrollment_lost"}),
-    "wsus_misconfigurations": frozenset({"wsus_confirmed", "wsus_unenrolled", "wsus_suspected"}),
-    "vbs_blockers": frozenset({
-        "HYPERV_GEN1", "FIRMWARE_NOT_UEFI", "SECURE_BOOT_OFF", "VBS_NOT_ENABLED", "VBS_NOT_RUNNING",
-        "VBS_NESTED_VIRTUALIZATION", "HVCI_NOT_CONFIGURED", "VBS_UNKNOWN",
-    }),
-}
+# The codes each audit view can emit: the one list is each audit's metadata file (sql/audit/*.toml).
+AUDIT_CODES: dict[str, frozenset[str]] = audit_meta.load().codes()
 EXPIRED_CODE = "waiver_expired"
 SCOPE_KINDS = ("machine_id", "resource_group", "subscription_id", "tag")
 EXPIRING_DAYS = 30
@@ -326,19 +317,20 @@ select
     run_id, audit, $code as code, machine_id, machine_name, machine_kind,
     m_subscription_id as subscription_id, m_resource_group as resource_group, owner, track,
     null::varchar as month, 'fail' as status, 'open' as state, 'medium' as severity,
-    case when machine_id like 'waiver:%'
-        then machine_name || ' (' || code || ', approved by ' || approver || ') expired on ' || cast(expires as varchar)
-             || ' and matches no open finding in this run; remove it from the waiver file.'
-        else machine_name || ' was covered by waiver ' || waiver_id || ' (' || code || ', approved by ' || approver
-             || ') which expired on ' || cast(expires as varchar) || '; its ' || code || ' findings count again.'
-    end as reason,
-    'Fix the finding, or renew the waiver with a new expiry and approval in ' || file_path
-        || ' (reviewed in a pull request).' as remediation,
+    audit.message(reason_key, params) as reason,
+    audit.message('waiver_expired.fix', params) as remediation,
+    reason_key, 'waiver_expired.fix' as remediation_key, params,
     json_object('run_id', run_id, 'source', 'waiver file', 'waiver_id', waiver_id, 'waived_code', code,
         'scope', scope_kind || coalesce(' ' || scope_key || '=', ' ') || scope_value, 'approver', approver,
         'expires', expires, 'justification', justification, 'file', file_path, 'sha256', file_sha256) as evidence,
     waiver_id
-from expired_rows
+from (
+    select *,
+        case when machine_id like 'waiver:%' then 'waiver_expired.unmatched' else 'waiver_expired' end as reason_key,
+        map {'machine': machine_name, 'waiver': waiver_id, 'code': code, 'approver': approver,
+             'date': cast(expires as varchar), 'path': file_path} as params
+    from expired_rows
+)
 """
 
 _WAIVE_SQL = """
