@@ -57,7 +57,7 @@ def apply_sql(con: duckdb.DuckDBPyConnection, project_root: Path, calendar_overr
     for folder in SQL_FOLDERS:
         for path in sorted((sql_dir / folder).glob("*.sql")):
             if folder == "audit" and path.stem == "90_all_findings":
-                audit_meta.create_every_audit(con)  # the union of the audit views the metadata names
+                audit_meta.create_every_audit(con, project_root)  # the union of the audit views the metadata names
             log.debug("applying %s", path)
             con.execute(path.read_text(encoding="utf-8"))
 
