@@ -134,7 +134,8 @@ def test_view_pairs_each_good_monthly_run_with_the_previous_one(diff_con: duckdb
     ).fetchall()
     assert pairs == [(R2, R1), (R3, R2)]  # not the on-demand, failed or other-scope runs; R1 has no previous
     cols = [d[0] for d in diff_con.execute("select * from audit.finding_changes limit 0").description or ()]
-    assert cols == list(CHANGE_COLUMNS)
+    # the diff's columns (its CSV), then the reason's message key and params (for a translated report)
+    assert cols == [*CHANGE_COLUMNS, "reason_key", "params"]
 
 
 def test_every_change_kind(diff_con: duckdb.DuckDBPyConnection) -> None:

@@ -31,7 +31,7 @@ CHANGE_COLUMNS: tuple[str, ...] = (
     "reason",
     "change_detail",
     "first_open_as_of",
-)  # the columns of audit.finding_changes / audit.finding_changes_between, in order
+)  # the leading columns of audit.finding_changes / _between, in order (then reason_key, params)
 GOOD_STATUSES = ("succeeded", "incomplete")
 
 
