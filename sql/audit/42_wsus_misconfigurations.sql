@@ -10,7 +10,8 @@ machine_months as (
     select * from audit.machine_months where track is not null
 ),
 confirmed as (
-    select m.*, g.wu_server, g.use_wu_server, g.quality_updates_source, g.no_wu_internet, g.collected_at, g.report_id
+    select m.*, g.wu_server, g.use_wu_server, g.quality_updates_source, g.no_wu_internet, g.collected_at, g.report_id,
+        case when g.no_wu_internet = 1 then ', DoNotConnectToWindowsUpdateInternetLocations=1' else '' end as no_wu_text
     from machines m
     join guest g using (run_id, machine_id)
     where g.use_wu_server = 1 and g.wu_server is not null and coalesce(g.quality_updates_source, 1) <> 0
@@ -26,12 +27,10 @@ confirmed_findings as (
         'wsus.fix' as remediation_key,
         map {
             'machine': machine_name, 'server': wu_server, 'status': hotpatch_status,
-            'policy': case when quality_updates_source is null
-                    then audit.message('wsus.frag.no_policy', map {'no_wu': case when no_wu_internet = 1 then ', DoNotConnectToWindowsUpdateInternetLocations=1' else '' end})
-                    else 'SetPolicyDrivenUpdateSourceForQualityUpdates=' || quality_updates_source
-                        || case when no_wu_internet = 1 then ', DoNotConnectToWindowsUpdateInternetLocations=1' else '' end end,
+            'policy': case when quality_updates_source is null then audit.message('wsus.frag.no_policy', map {'no_wu': no_wu_text})
+                    else 'SetPolicyDrivenUpdateSourceForQualityUpdates=' || quality_updates_source || no_wu_text end,
             'policy.key': case when quality_updates_source is null then 'wsus.frag.no_policy' end,
-            'no_wu': case when no_wu_internet = 1 then ', DoNotConnectToWindowsUpdateInternetLocations=1' else '' end,
+            'no_wu': no_wu_text,
             'also': case when no_wu_internet = 1 then audit.message('wsus.frag.also_no_wu', map()) else '' end,
             'also.key': case when no_wu_internet = 1 then 'wsus.frag.also_no_wu' end
         } as params,

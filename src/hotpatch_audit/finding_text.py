@@ -117,7 +117,7 @@ LITERAL_SLOTS = frozenset(
     }
 )
 
-_SLOT = re.compile(r"%\((\w+)\)s")
+_SLOT = audit_meta.PLACEHOLDER
 # What a placeholder can hold in a phrase with placeholders (change details): keeps them unambiguous.
 _SLOT_REGEX = {
     "month": r"\d{4}-\d{2}",
