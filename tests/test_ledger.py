@@ -11,10 +11,12 @@ import pytest
 
 from hotpatch_audit.config import Settings
 from hotpatch_audit.errors import ConfigError, SnapshotError
+from hotpatch_audit.ledger import open_writer
 from hotpatch_audit.pipeline import RunRequest, run_audit
 from tests.snapshots import arc_row, make_snapshot, reseal
 
 AS_OF = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def _runs(settings: Settings) -> list[tuple[str, str]]:
@@ -187,3 +189,29 @@ def test_every_load_checks_row_shapes_and_loads_a_repeated_id_once(settings: Set
         con.execute("COMMIT")
         assert loaded == 2
         assert con.execute("SELECT count(*) FROM raw.arc_machines WHERE run_id = 'r'").fetchone() == (2,)
+
+
+def test_open_actions_are_stored_per_run_and_an_older_ledgers_view_is_replaced(
+    settings: Settings, tmp_path: Path
+) -> None:
+    """The owner's list is stored when a run is judged (the report and exports read it many times) and holds
+    exactly what its live definition computes; a ledger from before, where audit.open_actions was a view, gets the
+    table with every judged run's actions when it is next opened."""
+    snap = make_snapshot(tmp_path / "snap", {"arc_machines": [arc_row(f"srv{i}") for i in range(3)]})
+    _run(settings, snap, "r1")
+    compare = ("select count(*) from (select * exclude (finding_ids) from audit.open_actions where run_id = 'r1'"
+               " except all select * exclude (finding_ids) from audit.open_actions_live where run_id = 'r1')")
+    stored = _count(settings, "select count(*) from audit.open_actions where run_id = 'r1'")
+    assert stored > 0
+    assert _count(settings, compare) == 0
+    assert _count(settings, "select count(*) from audit.open_actions_live where run_id = 'r1'") == stored
+    with open_writer(settings.ledger_path, ROOT) as con:
+        con.execute("drop table audit.open_actions")
+        con.execute("create view audit.open_actions as select * from audit.open_actions_live")
+        con.execute("update meta.schema_state set fingerprint = 'older'")
+    with open_writer(settings.ledger_path, ROOT):
+        pass
+    assert _count(settings, "select count(*) from duckdb_tables() where schema_name = 'audit'"
+                            " and table_name = 'open_actions'") == 1
+    assert _count(settings, "select count(*) from audit.open_actions where run_id = 'r1'") == stored
+    assert _count(settings, compare) == 0

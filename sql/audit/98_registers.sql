@@ -1,5 +1,7 @@
 -- The two registers over audit.findings (docs/findings.md) and the hotpatch rates.
 --   audit.open_actions       "Open now", the owner's list: one row per run, machine and root cause
+--                            (computed live as audit.open_actions_live, stored per run once its
+--                            findings and waivers are in: the report and the exports read it often)
 --   audit.period_exceptions  "The period's exceptions", the auditor's register: every non-compliant
 --                            machine-month of the period, open or closed, with its exposure
 --   audit.hotpatch_rates     hotpatch efficacy and reboot-free coverage per hotpatch month
@@ -44,7 +46,7 @@ from open_rows f
 left join machine_causes c on c.run_id = f.run_id and c.machine_id = f.machine_id;
 comment on view audit.open_findings is 'The open findings of audit.findings (state open: present at the as-of time and fixable; waived ones are not open) with root_cause, the cause they share on their machine: update_source (WSUS; a machine''s missed months on WSUS belong to it), vbs (readiness gates 4-8; missed months of an Enabled machine whose VBS does not run belong to it), behind (missed, baseline_missed, off_track: not on the current update of the track), assessment (stale), enrollment (enrollment_lost), else the code. action_priority: which finding speaks for the action (0 the cause, 1 baseline, 2 off track, 3 a miss).';
 
-create or replace view audit.open_actions as
+create or replace view audit.open_actions_live as
 with
 ranked as (
     select *,
@@ -83,7 +85,9 @@ select
 from ranked r
 join grouped g on g.run_id = r.run_id and g.machine_id = r.machine_id and g.root_cause = r.root_cause
 where r.pick = 1;
-comment on view audit.open_actions is 'Open now, the owner''s list: one action per run, machine and root cause (audit.open_findings), stable action_id = md5(action|root_cause|machine_id). The lead finding (audit, code, reason, remediation, lead_finding_id) speaks for it: the cause itself, else the newest baseline, else off track, else the newest miss, so the fix names only an update current at the as-of time. months: every month the action explains; codes, findings and finding_ids: the open findings it groups; status fail if any is fail; severity the highest; days_overdue the longest exposure.';
+comment on view audit.open_actions_live is 'Computed live from audit.findings: Open now, the owner''s list: one action per run, machine and root cause (audit.open_findings), stable action_id = md5(action|root_cause|machine_id). The lead finding (audit, code, reason, remediation, lead_finding_id) speaks for it: the cause itself, else the newest baseline, else off track, else the newest miss, so the fix names only an update current at the as-of time. months: every month the action explains; codes, findings and finding_ids: the open findings it groups; status fail if any is fail; severity the highest; days_overdue the longest exposure.';
+create table if not exists audit.open_actions as select * from audit.open_actions_live limit 0;
+comment on table audit.open_actions is 'Materialized per run from audit.open_actions_live once the run''s findings and waivers are stored. Open now, the owner''s list: one action per run, machine and root cause (audit.open_findings), stable action_id = md5(action|root_cause|machine_id). The lead finding (audit, code, reason, remediation, lead_finding_id) speaks for it: the cause itself, else the newest baseline, else off track, else the newest miss, so the fix names only an update current at the as-of time. months: every month the action explains; codes, findings and finding_ids: the open findings it groups; status fail if any is fail; severity the highest; days_overdue the longest exposure.';
 
 create or replace view audit.period_exceptions as
 select

@@ -35,6 +35,7 @@ __all__ = [
     "SQL_FOLDERS",
     "apply_sql",
     "materialize_findings",
+    "materialize_registers",
     "materialize_run",
 ]
 
@@ -52,8 +53,15 @@ def apply_sql(con: duckdb.DuckDBPyConnection, project_root: Path, calendar_overr
     load_prices(con, project_root)
     audit_meta.apply(con, project_root)  # ref.audits, ref.audit_codes, ref.messages and audit.message()
     # Materialized tables follow their live view's columns: rebuilt whenever definitions are applied.
-    for name in MATERIALIZED:
-        con.execute(f"drop table if exists audit.{name}")
+    for name in (*MATERIALIZED, *REGISTERS_MATERIALIZED):
+        # ledgers from before a register was stored hold a view of that name (audit.open_actions): it goes too
+        kind = con.execute(
+            "select 'view' from duckdb_views() where schema_name = 'audit' and view_name = $1 "
+            "union all select 'table' from duckdb_tables() where schema_name = 'audit' and table_name = $1",
+            [name],
+        ).fetchone()
+        if kind:
+            con.execute(f"drop {kind[0]} audit.{name}")
     for folder in SQL_FOLDERS:
         for path in sorted((sql_dir / folder).glob("*.sql")):
             if folder == "audit" and path.stem == "90_all_findings":
@@ -62,14 +70,25 @@ def apply_sql(con: duckdb.DuckDBPyConnection, project_root: Path, calendar_overr
             con.execute(path.read_text(encoding="utf-8"))
 
 
-MATERIALIZED = ("machine_months", "readiness", "coverage")
+MATERIALIZED = ("machine_months", "readiness", "coverage")  # what audit.findings is judged from
+REGISTERS_MATERIALIZED = ("open_actions",)  # read from audit.findings once its rows and waivers are in
+
+
+def _store(con: duckdb.DuckDBPyConnection, run_id: str, names: tuple[str, ...]) -> None:
+    for name in names:
+        con.execute(f"delete from audit.{name} where run_id = ?", [run_id])
+        con.execute(f"insert into audit.{name} by name select * from audit.{name}_live where run_id = ?", [run_id])
 
 
 def materialize_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     """Store one run's rows of the heavy intermediate views (audit.<name>_live -> audit.<name>)."""
-    for name in MATERIALIZED:
-        con.execute(f"delete from audit.{name} where run_id = ?", [run_id])
-        con.execute(f"insert into audit.{name} by name select * from audit.{name}_live where run_id = ?", [run_id])
+    _store(con, run_id, MATERIALIZED)
+
+
+def materialize_registers(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
+    """Store one run's rows of the registers computed from its findings (audit.open_actions_live ->
+    audit.open_actions)."""
+    _store(con, run_id, REGISTERS_MATERIALIZED)
 
 
 def materialize_findings(con: duckdb.DuckDBPyConnection, run_id: str, waivers: WaiverFile | None = None) -> int:
@@ -80,6 +99,7 @@ def materialize_findings(con: duckdb.DuckDBPyConnection, run_id: str, waivers: W
     con.execute("delete from audit.findings where run_id = ?", [run_id])
     con.execute("insert into audit.findings by name select * from audit.all_findings where run_id = ?", [run_id])
     apply_waivers(con, run_id, waivers)
+    materialize_registers(con, run_id)
     (count,) = con.execute("select count(*) from audit.findings where run_id = ?", [run_id]).fetchone() or (0,)
     log.info("materialized %d findings for run %s", count, run_id)
     return int(count)

@@ -180,7 +180,7 @@ def sql_fingerprint(project_root: Path, calendar_override: Path | None = None) -
 
 def ensure_schema(con: duckdb.DuckDBPyConnection, project_root: Path, calendar_override: Path | None = None) -> None:
     """Apply sql/ and the reference data when they changed since the ledger last saw them."""
-    from hotpatch_audit.analyze import apply_sql, materialize_run
+    from hotpatch_audit.analyze import apply_sql, materialize_registers, materialize_run
 
     fingerprint = sql_fingerprint(project_root, calendar_override)
     try:
@@ -197,6 +197,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, project_root: Path, calendar_o
         " (SELECT run_id FROM audit.findings) ORDER BY as_of"
     ).fetchall():
         materialize_run(con, run_id)
+        materialize_registers(con, run_id)
     con.execute("CREATE TABLE IF NOT EXISTS meta.schema_state (fingerprint VARCHAR, applied_at TIMESTAMP)")
     con.execute("COMMENT ON TABLE meta.schema_state IS 'Fingerprint of the sql/ and data/ files last applied to"
                 " this ledger (definitions are re-applied when they change).'")
