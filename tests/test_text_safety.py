@@ -17,6 +17,7 @@ import pytest
 from markupsafe import Markup
 
 from fixtures.report_ledger import RUN_ID, build_report_ledger
+from hotpatch_audit.analyze import materialize_registers
 from hotpatch_audit.config import Settings
 from hotpatch_audit.exports import BIDI_CONTROLS, EXPORTS, csv_cell, csv_cell_sql, inert, inert_sql
 from hotpatch_audit.render import build_environment, render_reports
@@ -113,6 +114,8 @@ def _hostile_ledger(path: Path) -> None:
                         [HOSTILE_NAME, HOSTILE_NAME])
         for table in ("core.machines", "audit.findings", "audit.machine_months", "audit.readiness"):
             con.execute(f"update {table} set owner = ? where machine_name = ?", [HOSTILE_OWNER, HOSTILE_NAME])
+        for (run_id,) in con.execute("select distinct run_id from audit.findings").fetchall():
+            materialize_registers(con, run_id)  # open_actions is stored from findings: store it again, renamed
         (n,) = con.execute("select count(*) from audit.findings where machine_name = ?", [HOSTILE_NAME]).fetchone() \
             or (0,)
         assert n >= 3
