@@ -129,9 +129,9 @@ def test_waiver_expired_sentences_translate() -> None:
     ]
     with i18n.use_language("ja"):
         first, second = (translate_finding(r) for r in rows)
-    assert first["reason"].startswith("免除 LAB-VBS（VBS_NOT_RUNNING、承認者 infra-lead@contoso.example）は 2026-06-30")
-    assert "data/w.yaml" in first["remediation"] and "免除を更新" in first["remediation"]
-    assert second["reason"].startswith("srv-01 は免除 LAB-VBS") and "VBS_NOT_RUNNING の検出事項" in second["reason"]
+    assert first["reason"].startswith("適用除外 LAB-VBS（VBS_NOT_RUNNING、承認者 infra-lead@contoso.example）は 2026-06-30")
+    assert "data/w.yaml" in first["remediation"] and "適用除外を更新" in first["remediation"]
+    assert second["reason"].startswith("srv-01 は適用除外 LAB-VBS") and "VBS_NOT_RUNNING の指摘事項" in second["reason"]
     assert second["remediation"] == "", "an empty remediation stays empty"
 
 

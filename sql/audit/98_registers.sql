@@ -69,6 +69,37 @@ grouped as (
         min(case severity when 'critical' then 0 when 'high' then 1 when 'medium' then 2 when 'low' then 3 else 4 end) as severity_rank
     from audit.open_findings
     group by run_id, machine_id, root_cause
+),
+first_open as (
+    -- when each open finding of the run was first open (fail or warn) in a good run of its scope: the start
+    -- of the remediation clock for causes that carry no due date of their own (VBS, WSUS, enrollment)
+    select o.run_id, o.finding_id, min(r.as_of) as first_open_at
+    from audit.open_findings o
+    join meta.runs cur on cur.run_id = o.run_id
+    join audit.findings f on f.finding_id = o.finding_id and f.status in ('fail', 'warn')
+    join meta.runs r on r.run_id = f.run_id and r.scope = cur.scope and r.status = 'succeeded' and r.as_of <= cur.as_of
+    group by o.run_id, o.finding_id
+),
+clock as (
+    select g.run_id, g.machine_id, g.root_cause,
+        -- the longest exposure runs from a due date (grace end); else the earliest time one was seen open
+        coalesce(cast(rs.as_of as date) - g.days_overdue,
+                 cast(min(fo.first_open_at) as date), cast(rs.as_of as date)) as opened_on,
+        ['critical', 'high', 'medium', 'low', 'info'][g.severity_rank + 1] as severity,
+        any_value(rs.remediation_days_critical) as d0, any_value(rs.remediation_days_high) as d1,
+        any_value(rs.remediation_days_medium) as d2, any_value(rs.remediation_days_low) as d3,
+        any_value(rs.remediation_days_info) as d4, any_value(g.severity_rank) as severity_rank
+    from grouped g
+    join core.run_settings rs on rs.run_id = g.run_id
+    left join audit.open_findings o on o.run_id = g.run_id and o.machine_id = g.machine_id and o.root_cause = g.root_cause
+    left join first_open fo on fo.run_id = o.run_id and fo.finding_id = o.finding_id
+    group by g.run_id, g.machine_id, g.root_cause, g.days_overdue, g.severity_rank, rs.as_of
+),
+due as (
+    select run_id, machine_id, root_cause, opened_on,
+        [d0, d1, d2, d3, d4][severity_rank + 1] as remediation_days,
+        opened_on + [d0, d1, d2, d3, d4][severity_rank + 1] as due_date
+    from clock
 )
 select
     md5('action|' || r.root_cause || '|' || r.machine_id) as action_id,
@@ -81,13 +112,15 @@ select
     g.days_overdue,
     r.reason, r.remediation, r.reason_key, r.remediation_key, r.params,
     g.codes, g.findings, g.finding_ids,
-    r.finding_id as lead_finding_id
+    r.finding_id as lead_finding_id,
+    d.opened_on, d.remediation_days, d.due_date
 from ranked r
 join grouped g on g.run_id = r.run_id and g.machine_id = r.machine_id and g.root_cause = r.root_cause
+join due d on d.run_id = r.run_id and d.machine_id = r.machine_id and d.root_cause = r.root_cause
 where r.pick = 1;
-comment on view audit.open_actions_live is 'Computed live from audit.findings: Open now, the owner''s list: one action per run, machine and root cause (audit.open_findings), stable action_id = md5(action|root_cause|machine_id). The lead finding (audit, code, reason, remediation, lead_finding_id) speaks for it: the cause itself, else the newest baseline, else off track, else the newest miss, so the fix names only an update current at the as-of time. months: every month the action explains; codes, findings and finding_ids: the open findings it groups; status fail if any is fail; severity the highest; days_overdue the longest exposure.';
+comment on view audit.open_actions_live is 'Computed live from audit.findings: Open now, the owner''s list: one action per run, machine and root cause (audit.open_findings), stable action_id = md5(action|root_cause|machine_id). The lead finding (audit, code, reason, remediation, lead_finding_id) speaks for it: the cause itself, else the newest baseline, else off track, else the newest miss, so the fix names only an update current at the as-of time. months: every month the action explains; codes, findings and finding_ids: the open findings it groups; status fail if any is fail; severity the highest; days_overdue the longest exposure. opened_on: when the remediation clock started (the due date of the longest exposure, else the first good run of the scope in which one of its findings was open, else the as-of date); remediation_days: the window of its severity (settings remediation_days_*); due_date = opened_on + remediation_days (before it is past the as-of date, the action is within its window).';
 create table if not exists audit.open_actions as select * from audit.open_actions_live limit 0;
-comment on table audit.open_actions is 'Materialized per run from audit.open_actions_live once the run''s findings and waivers are stored. Open now, the owner''s list: one action per run, machine and root cause (audit.open_findings), stable action_id = md5(action|root_cause|machine_id). The lead finding (audit, code, reason, remediation, lead_finding_id) speaks for it: the cause itself, else the newest baseline, else off track, else the newest miss, so the fix names only an update current at the as-of time. months: every month the action explains; codes, findings and finding_ids: the open findings it groups; status fail if any is fail; severity the highest; days_overdue the longest exposure.';
+comment on table audit.open_actions is 'Materialized per run from audit.open_actions_live once the run''s findings and waivers are stored. Open now, the owner''s list: one action per run, machine and root cause (audit.open_findings), stable action_id = md5(action|root_cause|machine_id). The lead finding (audit, code, reason, remediation, lead_finding_id) speaks for it: the cause itself, else the newest baseline, else off track, else the newest miss, so the fix names only an update current at the as-of time. months: every month the action explains; codes, findings and finding_ids: the open findings it groups; status fail if any is fail; severity the highest; days_overdue the longest exposure. opened_on: when the remediation clock started (the due date of the longest exposure, else the first good run of the scope in which one of its findings was open, else the as-of date); remediation_days: the window of its severity (settings remediation_days_*); due_date = opened_on + remediation_days (before it is past the as-of date, the action is within its window).';
 
 create or replace view audit.period_exceptions as
 select

@@ -34,7 +34,7 @@ counts as (
 ),
 
 actions as (
-    select run_id, audit, count(*) as actions
+    select run_id, audit, count(*) as actions, count(*) filter (where status in ('fail', 'warn')) as actions_open
     from report.action_items
     where list_kind = 'action'
     group by run_id, audit
@@ -46,6 +46,7 @@ select
     audits.audit_order,
     coalesce(counts.open, 0) as open,
     coalesce(actions.actions, 0) as actions,
+    coalesce(actions.actions_open, 0) as actions_open,
     coalesce(counts.fail, 0) as fail,
     coalesce(counts.warn, 0) as warn,
     coalesce(counts.unknown, 0) as unknown,
@@ -65,4 +66,4 @@ cross join audits
 left join counts on counts.run_id = runs.run_id and counts.audit = audits.audit
 left join actions on actions.run_id = runs.run_id and actions.audit = audits.audit;
 
-comment on view report.findings_overview is 'Per run and audit (every audit of ref.audits, zero included, audit_order as in the report): findings by status (open = fail + warn still open at the as-of time, unknown, waived, pass), open findings by severity (critical ... info), the period''s closed findings, past outcomes (past) and opportunities, and actions: the open actions the section lists (one per machine and root cause).';
+comment on view report.findings_overview is 'Per run and audit (every audit of ref.audits, zero included, audit_order as in the report): findings by status (open = fail + warn still open at the as-of time, unknown, waived, pass), open findings by severity (critical ... info), the period''s closed findings, past outcomes (past) and opportunities, and actions: the open actions the section lists (one per machine and root cause), actions_open: those of them to fix (fail or warn; the rest wait for current data).';

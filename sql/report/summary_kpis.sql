@@ -26,7 +26,33 @@ with kpis (kpi, kpi_order, unit, better) as (
         ('open_findings', 11, 'count', 'down'),
         ('new_findings', 12, 'count', 'down'),
         ('regressed_findings', 13, 'count', 'down'),
-        ('fixed_findings', 14, 'count', 'up')
+        ('fixed_findings', 14, 'count', 'up'),
+        ('licence_cost_month', 15, 'usd', 'none'),
+        ('licence_cost_ytd', 16, 'usd', 'none'),
+        ('critical_high_actions', 17, 'count', 'down'),
+        ('machines_to_fix', 18, 'count', 'down')
+),
+
+costs as (
+    -- the licence cost from the dated price table (report.reboot_cost_by_month): the latest hotpatch month's
+    -- and the year to date's
+    select
+        p.run_id,
+        coalesce(sum(c.licence_cost_usd) filter (where c.month >= left(p.period_end, 4) || '-01'), 0) as cost_ytd,
+        coalesce(sum(c.licence_cost_usd) filter (where c.month = rp.latest_hotpatch_month), 0) as cost_month
+    from report.periods as p
+    join report.reboot_period as rp using (run_id)
+    left join report.reboot_cost_by_month as c on c.run_id = p.run_id and c.month <= p.period_end
+    group by p.run_id
+),
+
+urgent as (
+    select run_id,
+        count(*) filter (where severity_rank <= 1 and status in ('fail', 'warn')) as critical_high_actions,
+        count(distinct machine_id) filter (where status in ('fail', 'warn')) as machines_to_fix
+    from audit.open_actions
+    where getvariable('report_owner') is null or coalesce(owner, '(no owner tag)') = getvariable('report_owner')
+    group by run_id
 ),
 
 reboots as (
@@ -76,7 +102,11 @@ per_run as (
             {'kpi': 'open_findings', 'value': cast(coalesce(f.open_findings, 0) as double)},
             {'kpi': 'new_findings', 'value': cast(c.new_findings as double)},
             {'kpi': 'regressed_findings', 'value': cast(c.regressed_findings as double)},
-            {'kpi': 'fixed_findings', 'value': cast(c.fixed_findings as double)}
+            {'kpi': 'fixed_findings', 'value': cast(c.fixed_findings as double)},
+            {'kpi': 'licence_cost_month', 'value': cast(co.cost_month as double)},
+            {'kpi': 'licence_cost_ytd', 'value': cast(co.cost_ytd as double)},
+            {'kpi': 'critical_high_actions', 'value': cast(coalesce(u.critical_high_actions, 0) as double)},
+            {'kpi': 'machines_to_fix', 'value': cast(coalesce(u.machines_to_fix, 0) as double)}
         ] as figures,
         c.previous_run_id is not null as has_changes
     from report.scope_summary as s
@@ -85,6 +115,8 @@ per_run as (
     join reboots as r using (run_id)
     left join findings as f using (run_id)
     left join changes as c using (run_id)
+    left join costs as co using (run_id)
+    left join urgent as u using (run_id)
 ),
 
 figures as (
@@ -140,4 +172,4 @@ cross join kpis
 left join figures as cur on cur.run_id = pairs.run_id and cur.kpi = kpis.kpi
 left join figures as prev on prev.run_id = pairs.previous_run_id and prev.kpi = kpis.kpi;
 
-comment on view report.summary_kpis is 'Executive summary: per run and key figure (kpi, in kpi_order: machines_in_scope, enrolled_machines, hotpatch_efficacy (avoided / enrolled machine-months of known outcome) and reboot_free_coverage (avoided / all eligible machine-months of known outcome) of the latest hotpatch month, reboots_avoided_month (latest hotpatch month) / _ytd, downtime_avoided_month / _ytd in minutes, avoidable_reboots_month (latest hotpatch month: the opportunity), open_actions (one per machine and root cause), open_findings, new_findings, regressed_findings, fixed_findings), unit (count, rate, minutes), better (up, down, none), month_from and month_to (the months the figure covers: _month and rates = the latest hotpatch month, so runs compare like with like; null: not monthly), coverage_rate (for the rates: the share of machine-months with a known outcome), value, and previous_value, delta, direction (up, down, same) and assessment (better, worse, neutral) against previous_run_id, the previous good monthly run of the same scope (audit.finding_run_pairs; null: no previous run). new, regressed and fixed are null without a previous run. Follows the report_owner variable.';
+comment on view report.summary_kpis is 'Executive summary: per run and key figure (kpi, in kpi_order: machines_in_scope, enrolled_machines, hotpatch_efficacy (avoided / enrolled machine-months of known outcome) and reboot_free_coverage (avoided / all eligible machine-months of known outcome) of the latest hotpatch month, reboots_avoided_month (latest hotpatch month) / _ytd, downtime_avoided_month / _ytd in minutes, avoidable_reboots_month (latest hotpatch month: the opportunity), open_actions (one per machine and root cause), open_findings, new_findings, regressed_findings, fixed_findings, licence_cost_month (latest hotpatch month) and licence_cost_ytd in USD from the dated price table, critical_high_actions (open fail/warn actions of severity critical or high), machines_to_fix (machines with an open fail/warn action)), unit (count, rate, minutes, usd), better (up, down, none), month_from and month_to (the months the figure covers: _month and rates = the latest hotpatch month, so runs compare like with like; null: not monthly), coverage_rate (for the rates: the share of machine-months with a known outcome), value, and previous_value, delta, direction (up, down, same) and assessment (better, worse, neutral) against previous_run_id, the previous good monthly run of the same scope (audit.finding_run_pairs; null: no previous run). new, regressed and fixed are null without a previous run. Follows the report_owner variable.';

@@ -102,6 +102,16 @@ class Settings(BaseSettings):
     period_months: int = Field(12, description="Reporting period: months up to and including the as-of month.",
                                ge=1, le=120)
     billing_cores: Literal["physical", "logical"] = Field("physical", description="Cores counted for Arc billing.")
+    remediation_days_critical: int = Field(7, description="Days an open action of severity critical has, from the "
+        "day it became due (or was first seen open), before its due date.", ge=0, le=3_650)
+    remediation_days_high: int = Field(14, description="Remediation window of a high action, in days.", ge=0,
+                                       le=3_650)
+    remediation_days_medium: int = Field(30, description="Remediation window of a medium action, in days.", ge=0,
+                                         le=3_650)
+    remediation_days_low: int = Field(90, description="Remediation window of a low action, in days.", ge=0,
+                                      le=3_650)
+    remediation_days_info: int = Field(180, description="Remediation window of an info action, in days.", ge=0,
+                                       le=3_650)
     owner_tag: str = Field(
         "owner", description="Tag key naming a machine's owner (matched case-insensitively): on the machine, then "
         "its resource group, then its subscription; else the subscription name.", min_length=1, max_length=512)
@@ -119,7 +129,14 @@ class Settings(BaseSettings):
         "en", description="Report language of audit.html and audit.pdf (docs/i18n.md); exports stay English."
     )
     page_size: Literal["A4", "Letter"] = Field("A4", description="PDF page size.")
-    pdf_top_n: int = Field(50, description="Machines listed per PDF section (the CSV has all).", ge=1, le=10_000)
+    downtime_cost_per_hour: float = Field(
+        0.0, description="What one hour of downtime costs the business, in currency_code: page 1 prices the "
+        "downtime hotpatch avoided with it (0: the report shows hours only and says the cost is not set).", ge=0,
+        le=10_000_000, allow_inf_nan=False)
+    currency_code: str = Field("USD", description="ISO 4217 code of downtime_cost_per_hour (the licence prices "
+                               "of data/prices.csv are in USD).", pattern=r"^[A-Z]{3}$")
+    pdf_top_n: int = Field(15, description="Open actions listed per audit in the PDF, most urgent first (audit.html lists up "
+                           "to 2,000, open_actions.csv has all).", ge=1, le=10_000)
     pdf_group_top_n: int = Field(
         10, description="Findings listed per owner and per subscription in the PDF's Owners and subscriptions "
         "section (at most pdf_top_n; audit.html lists up to 100 each, the CSV has all). Each row costs the PDF "
@@ -209,4 +226,6 @@ class Settings(BaseSettings):
             "period_months": str(self.period_months),
             "billing_cores": self.billing_cores,
             "owner_tag": self.owner_tag,
+            **{f"remediation_days_{sev}": str(getattr(self, f"remediation_days_{sev}"))
+               for sev in ("critical", "high", "medium", "low", "info")},
         }

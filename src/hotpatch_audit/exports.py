@@ -240,10 +240,16 @@ OPEN_ACTIONS = Export(
         Column("remediation", "VARCHAR", "What to do: one fix for the whole cause."),
         Column("codes", "VARCHAR", "The codes of the open findings it groups."),
         Column("findings", "BIGINT", "How many open findings it groups (finding_ids in the ledger)."),
+        Column("opened_on", "DATE", "When the remediation clock started: the due date (grace end) of its longest "
+               "exposure, else the first run in which one of its findings was open."),
+        Column("remediation_days", "INTEGER", "The remediation window of its severity (settings "
+               "remediation_days_critical ... remediation_days_info)."),
+        Column("due_date", "DATE", "opened_on + remediation_days: fix it by this date; past the run's as-of date "
+               "it is overdue."),
     ),
-    order_by="case severity when 'critical' then 0 when 'high' then 1 when 'medium' then 2 when 'low' then 3 "
-    "else 4 end, days_overdue desc nulls last, machine_name, root_cause",
-    sorted_as="severity (critical first), days overdue (longest first), machine name",
+    order_by="due_date, case severity when 'critical' then 0 when 'high' then 1 when 'medium' then 2 "
+    "when 'low' then 3 else 4 end, days_overdue desc nulls last, machine_name, root_cause",
+    sorted_as="due date (earliest first), severity (critical first), days overdue (longest first), machine name",
 )
 
 EXCEPTIONS = Export(
@@ -277,7 +283,28 @@ EXCEPTIONS = Export(
     sorted_as="month, audit, code, machine name",
 )
 
-EXPORTS: tuple[Export, ...] = (OPEN_ACTIONS, EXCEPTIONS, FINDINGS, MACHINE_MONTHS)
+COVERAGE_EXCEPTIONS = Export(
+    stem="coverage_exceptions",
+    table="report.attest_coverage_exceptions",
+    description="The coverage exceptions of the auditor's attestation: every Windows machine with missing or stale "
+    "data in the run (audit.coverage), its issues, and the audits it left unknown "
+    "(report.attest_coverage_exceptions). A machine with a gap that changed no verdict has no audit listed.",
+    columns=(
+        Column("run_id", "VARCHAR", "The run (meta.runs)."),
+        *MACHINE_COLUMNS,
+        Column("owner", "VARCHAR", "Owner of the machine, as in findings."),
+        Column("issues", "VARCHAR", "no_assessment, stale_assessment, no_guest_facts, stale_guest_facts, "
+               "no_installation_data, hotpatch_status_unknown (comma-separated)."),
+        Column("audits_affected", "VARCHAR", "The audits in which the machine has a finding judged unknown "
+               "(comma-separated); empty: the gap changed no verdict."),
+        Column("unknown_findings", "BIGINT", "How many of its findings are unknown."),
+        Column("detail", "VARCHAR", "What is missing or stale, with the data's time."),
+    ),
+    order_by="audits_affected = '', machine_name, machine_id",
+    sorted_as="machines whose gap affects an audit first, then machine name",
+)
+
+EXPORTS: tuple[Export, ...] = (OPEN_ACTIONS, EXCEPTIONS, COVERAGE_EXCEPTIONS, FINDINGS, MACHINE_MONTHS)
 EXPORT_FORMATS: tuple[ExportFormat, ...] = ("csv", "parquet")
 
 

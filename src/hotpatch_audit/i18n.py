@@ -27,7 +27,7 @@ from babel.dates import format_datetime
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
-from babel.numbers import format_decimal
+from babel.numbers import format_currency, format_decimal
 
 LANGUAGES: tuple[str, ...] = ("en", "ja")
 SOURCE_LANGUAGE = "en"
@@ -130,3 +130,11 @@ def format_percent(value: float | None, lang: str) -> str:
     if lang == SOURCE_LANGUAGE:
         return f"{pct:.1f} %"
     return f"{format_decimal(round(pct, 1), format='0.0', locale=BABEL_LOCALES[lang])}%"
+
+
+def format_money(value: float | None, currency: str, lang: str) -> str:
+    """An amount of money in whole units of currency (ISO 4217), in the language's format (— when missing)."""
+    if value is None:
+        return "—"
+    return str(format_currency(round(float(value)), currency, format="¤#,##0", locale=BABEL_LOCALES[lang],
+                               currency_digits=False))

@@ -79,6 +79,15 @@ class SectionContext:
     extra: dict[str, Any] = field(
         metadata=_help("Audit-specific tables and charts (month table, funnel...).")
     )
+    rollup: list[Row] = field(
+        default_factory=list,
+        metadata=_help("report.action_fixes rows: the audit's open actions rolled up by cause, code and fix "
+                       "(F1, F2 ... by fix_rank), each with machines, severity, overdue and first due date."),
+    )
+    exceptions: list[Row] = field(
+        default_factory=list,
+        metadata=_help("report.exceptions_by_month rows of this audit: the period's exceptions counted by month."),
+    )
 
     @property
     def actions_more(self) -> int:
@@ -181,6 +190,25 @@ class ReportContext:
         default="hotpatch-audit",
         metadata=_help("Author of the report (settings.report_author): <meta name=author>, the PDF's /Author."),
     )
+    glance: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=_help("Page 1, for the manager: top (report.top_actions, the ten machines to fix first), trend "
+                       "(report.reboot_months rows of hotpatch months), cost_per_hour and currency "
+                       "(settings downtime_cost_per_hour, currency_code) and windows (remediation days per "
+                       "severity of the run, core.run_settings)."),
+    )
+    attestation: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=_help("The auditor's attestation: months (report.attest_months), runs (report.attest_runs), "
+                       "calendar (report.attest_calendar), coverage (report.attest_coverage_summary), "
+                       "coverage_exceptions (report.attest_coverage_exceptions rows that affect an audit, "
+                       "capped) and coverage_exceptions_total."),
+    )
+    register: dict[str, Any] = field(
+        default_factory=dict,
+        metadata=_help("The period's exceptions for the appendix: rows (report.exceptions_register, capped), "
+                       "total and cap."),
+    )
     prices_version: str | None = field(
         default=None,
         metadata=_help("Version of the price table the costs use (prices.prices_version: SHA-256 of "
@@ -206,6 +234,39 @@ def _localtime_filter(zone: ZoneInfo, language: str = "en") -> Callable[[datetim
 
 def _words(value: str | None) -> str:
     return "" if value is None else str(value).replace("_", " ")
+
+
+_LONG_TOKEN = re.compile(r"\S{12,}")
+_SEPARATOR = re.compile(r"(?<=[\\/_.:>=-])")
+
+
+def breakable(text: Any) -> Markup:
+    """Text (escaped, made inert) whose long tokens (registry paths, resource ids, codes) may break after their
+    separators (backslash, slash, underscore, dot, colon, >, =, -) instead of mid-word: <wbr> in the markup,
+    nothing added to the text a reader copies."""
+    if text is None:
+        return Markup("")
+    escaped = str(Markup.escape(inert(str(text))))
+
+    def split(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if "&" in token:  # an escaped entity must stay whole: break only outside it
+            return re.sub(r"(?<=[\\/_.:=-])(?![^&;]*;)", "<wbr>", token)
+        return _SEPARATOR.sub("<wbr>", token)
+
+    return Markup(_LONG_TOKEN.sub(split, escaped))  # noqa: S704 - escaped above, only <wbr> added
+
+
+def first_sentence(text: str | None, limit: int = 160) -> str:
+    """The first sentence of a fix (page 1 lists one line per machine; the section has the whole text),
+    cut at a word with an ellipsis when longer than limit characters."""
+    if not text:
+        return ""
+    match = re.search(r"(?<=[.。])\s", text)
+    head = text[: match.start()] if match else text
+    if len(head) > limit:
+        head = head[:limit].rsplit(" ", 1)[0].rstrip(",;:") + "…"
+    return head
 
 
 _CSS_COUNTERS = {"run": "string(run-id)", "page": "counter(page)", "pages": "counter(pages)"}
@@ -257,6 +318,9 @@ def build_environment(timezone: str, templates_dir: Path, language: str = "en") 
     env.globals["footer_css"] = _footer_css
     # the space between sentences and clauses; Japanese sets none (its punctuation carries the break)
     env.globals["sentence_gap"] = "" if language == "ja" else " "
+    env.filters["money"] = lambda value, currency: i18n.format_money(value, currency, language)
+    env.filters["first_sentence"] = first_sentence
+    env.filters["wbr"] = breakable
     env.filters["words"] = _words
     env.filters["anchor"] = machine_anchor
     return env
@@ -319,7 +383,8 @@ def _one(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> Row
 _ACTION_SQL = """
     select * from report.action_items
     where run_id = $1 and audit = $2 and list_kind = $3
-    order by status_rank, severity_rank, days_overdue desc nulls last, machine_name, code, finding_id
+    order by status_rank, due_date nulls last, severity_rank, days_overdue desc nulls last, machine_name, code,
+        finding_id
     limit $4
 """
 
@@ -345,6 +410,9 @@ class _RunData:
     machine_index: list[Row] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
     groups: dict[str, Any] = field(default_factory=dict)
+    glance: dict[str, Any] = field(default_factory=dict)
+    attestation: dict[str, Any] = field(default_factory=dict)
+    register: dict[str, Any] = field(default_factory=dict)
 
 
 def _check_views(con: duckdb.DuckDBPyConnection, project_root: Path) -> None:
@@ -399,6 +467,8 @@ def _read_run(con: duckdb.DuckDBPyConnection, run_id: str, cap: int, group_cap: 
             ),
         },
     }
+    rollups = _rows(con, "select * from report.action_fixes where run_id = $1 order by audit, fix_rank", p)
+    exceptions = _rows(con, "select * from report.exceptions_by_month where run_id = $1 order by audit, month", p)
     sections = []
     for audit, title in AUDITS.items():
         o = by_audit[audit]
@@ -419,6 +489,8 @@ def _read_run(con: duckdb.DuckDBPyConnection, run_id: str, cap: int, group_cap: 
                 waived_total=int(o["waived"]),
                 cap=cap,
                 extra=extras.get(audit, {}),
+                rollup=[r for r in rollups if r["audit"] == audit],
+                exceptions=[e for e in exceptions if e["audit"] == audit],
             )
         )
     return _RunData(
@@ -456,7 +528,68 @@ def _read_run(con: duckdb.DuckDBPyConnection, run_id: str, cap: int, group_cap: 
             "select * from report.machine_index where run_id = $1 and machine_rank <= $2 order by machine_rank",
             [run_id, MACHINE_INDEX_CAP],
         ),
+        glance=_read_glance(con, run_id, months),
+        attestation=_read_attestation(con, run_id, cap),
+        register=_read_register(con, run_id, cap),
     )
+
+
+TOP_ACTIONS = 10  # machines to fix first, on page 1
+PDF_CHANGE_ITEMS = 10  # new and regressed findings listed in the PDF's summary (audit.html and `diff` have all)
+
+
+def _medium_actions(rows: list[Row], medium: Medium) -> list[Row]:
+    """The action rows a medium lists: audit.html every one; the PDF those to fix (fail or warn). Actions that
+    only wait for current data (unknown) are counted in the audit's roll-up and listed in open_actions.csv."""
+    return rows if medium == "html" else [r for r in rows if r["status"] in ("fail", "warn")]
+COVERAGE_LIST_CAP = 100  # coverage exceptions listed in the PDF's attestation (coverage_exceptions.csv has all)
+
+
+def _read_glance(con: duckdb.DuckDBPyConnection, run_id: str, months: list[Row]) -> dict[str, Any]:
+    """Page 1: the machines to fix first, the rates' trend over the period's hotpatch months, and the run's
+    remediation windows."""
+    windows = _one(con, "select remediation_days_critical as critical, remediation_days_high as high, "
+                        "remediation_days_medium as medium, remediation_days_low as low, "
+                        "remediation_days_info as info from core.run_settings where run_id = $1", [run_id])
+    return {
+        "top": _rows(con, "select * from report.top_actions where run_id = $1 and machine_rank <= $2 "
+                          "order by machine_rank", [run_id, TOP_ACTIONS]),
+        "trend": [m for m in months if m["efficacy_rate"] is not None or m["reboot_free_rate"] is not None],
+        "windows": windows,
+    }
+
+
+def _read_attestation(con: duckdb.DuckDBPyConnection, run_id: str, cap: int) -> dict[str, Any]:
+    """The auditor's attestation: per-month compliance, the runs of the period, the calendar rows used and the
+    coverage exceptions by audit affected."""
+    p = [run_id]
+    exceptions = _rows(
+        con, "select * from report.attest_coverage_exceptions where run_id = $1 and audits_affected <> '' "
+             "order by audits_affected, machine_name, machine_id limit $2", [run_id, min(cap, COVERAGE_LIST_CAP)])
+    (total,) = con.execute("select count(*) from report.attest_coverage_exceptions where run_id = $1 "
+                           "and audits_affected <> ''", p).fetchone() or (0,)
+    return {
+        "months": _rows(con, "select * from report.attest_months where run_id = $1 order by month", p),
+        "runs": _rows(con, "select * from report.attest_runs where run_id = $1 and status <> 'superseded' "
+                           "order by as_of, period_run_id", p),
+        "superseded": int((con.execute("select count(*) from report.attest_runs where run_id = $1 "
+                                       "and status = 'superseded'", p).fetchone() or (0,))[0]),
+        "calendar": _rows(con, "select * from report.attest_calendar where run_id = $1 "
+                               "order by month, track, release_date nulls first, kind", p),
+        "coverage": _rows(con, "select * from report.attest_coverage_summary where run_id = $1 "
+                               "order by audit_order", p),
+        "coverage_exceptions": exceptions,
+        "coverage_exceptions_total": int(total),
+    }
+
+
+def _read_register(con: duckdb.DuckDBPyConnection, run_id: str, cap: int) -> dict[str, Any]:
+    """The period's exceptions for the appendix, one row per machine and code, the first cap of them."""
+    rows = _rows(con, "select * from report.exceptions_register where run_id = $1 and register_rank <= $2 "
+                      "order by register_rank", [run_id, cap])
+    (total,) = con.execute("select count(*) from report.exceptions_register where run_id = $1",
+                           [run_id]).fetchone() or (0,)
+    return {"rows": rows, "total": int(total), "cap": cap}
 
 
 def _read_summary(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
@@ -552,12 +685,14 @@ def _context(
             summary=s.summary,
             overview=s.overview,
             counts=s.counts,
-            actions=_localised(s.actions[:cap], settings.language),
-            actions_total=s.actions_total,
+            actions=_localised(_medium_actions(s.actions, medium)[:cap], settings.language),
+            actions_total=s.actions_total if medium == "html" else s.overview.get("actions_open", s.actions_total),
             waived=_localised(s.waived[:cap], settings.language),
             waived_total=s.waived_total,
             cap=cap,
             extra=s.extra,
+            rollup=_localised(s.rollup, settings.language),
+            exceptions=s.exceptions,
         )
         for s in data.sections
     ]
@@ -583,7 +718,7 @@ def _context(
         settings_used=data.settings_used,
         sections=sections,
         changes=data.changes,
-        change_items=_localised(data.change_items[:cap], settings.language),
+        change_items=_localised(data.change_items[:cap if medium == "html" else PDF_CHANGE_ITEMS], settings.language),
         change_items_total=int(data.change_items[0]["items_total"]) if data.change_items else 0,
         csv_name="open_actions.csv",
         owner=owner,
@@ -593,6 +728,10 @@ def _context(
         summary=data.summary,
         groups=_cut_groups(data.groups, _group_cap(medium, settings), settings.language),
         author=settings.report_author,
+        glance={**data.glance, "top": _localised(data.glance.get("top", []), settings.language),
+                "cost_per_hour": settings.downtime_cost_per_hour, "currency": settings.currency_code},
+        attestation=data.attestation,
+        register={**data.register, "rows": data.register.get("rows", [])[:cap], "cap": cap},
         # the price table the run was registered with (meta.settings prices_version), else this checkout's
         prices_version=next((str(r["value"]) for r in data.settings_used if r["key"] == "prices_version"),
                             prices_version(settings.project_root)),

@@ -1,0 +1,106 @@
+"""audit.pdf stays within its pages: nothing the PDF lays out runs past the page margins (tests/layout.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pypdf
+import pytest
+from weasyprint import HTML
+
+from fixtures.report_ledger import RUN_ID, build_report_ledger
+from hotpatch_audit import i18n, render
+from hotpatch_audit.config import Settings
+from hotpatch_audit.duck import connect
+from layout import Overflow, document_overflows, overflows
+
+GENERATED_AT = datetime(2025, 11, 18, 10, 30, tzinfo=UTC)
+# A4 portrait with 20 mm margins: a 170 mm (481.9 pt) wide text area
+PAGE = "<style>@page {{ size: A4 portrait; margin: 20mm }} body {{ margin: 0; font-size: 10pt }}</style>{}"
+REGISTRY_PATH = (r"HKEY_LOCAL_MACHINE\SOFTWARE\Policies\Microsoft\Windows\WindowsUpdate"
+                 r"\SetPolicyDrivenUpdateSourceForQualityUpdates\DoNotConnectToWindowsUpdateInternetLocations")
+
+
+def _listing(found: list[Overflow]) -> str:
+    return f"{len(found)} boxes run past the page margins:\n" + "\n".join(f"  {o}" for o in found)
+
+
+def _pdf_html(ledger: Path, settings: Settings) -> str:
+    """The HTML render_reports hands WeasyPrint for audit.pdf. render.py has no public function for it, so this
+    follows render_reports' PDF branch through its private helpers (same caps, owner variable and language)."""
+    root = settings.project_root
+    static_dir = root / "reports" / "static"
+    with i18n.use_language(settings.language):
+        env = render.build_environment(settings.timezone, root / "reports" / "templates", settings.language)
+        con = connect(ledger, read_only=True, memory_limit=settings.duckdb_memory_limit)
+        try:
+            con.execute("set variable report_owner = ?", [None])
+            data = render._read_run(con, RUN_ID, settings.pdf_top_n, render._group_cap("pdf", settings))
+        finally:
+            con.close()
+        ctx = render._context(data, "pdf", settings.pdf_top_n, settings=settings, generated_at=GENERATED_AT,
+                              static_dir=static_dir)
+        return render._render_html(env, ctx)
+
+
+@pytest.mark.parametrize("language", ["en", "ja"])
+def test_report_pdf_stays_within_the_page_margins(tmp_path: Path, language: str) -> None:
+    ledger = tmp_path / "ledger.duckdb"
+    build_report_ledger(ledger)
+    settings = Settings(language=language)
+    static_dir = settings.project_root / "reports" / "static"
+    document = HTML(string=_pdf_html(ledger, settings), base_url=static_dir.resolve().as_uri() + "/",
+                    url_fetcher=render.static_only_fetcher(static_dir)).render()
+    # what is laid out here is what audit.pdf is made of: as many pages as the PDF render_reports writes
+    (pdf,) = render.render_reports(ledger, RUN_ID, tmp_path / "out", settings=settings, formats=("pdf",),
+                                   generated_at=GENERATED_AT)
+    assert len(document.pages) == len(pypdf.PdfReader(pdf).pages)
+    found = document_overflows(document)
+    assert found == [], _listing(found)
+
+
+def _check(body: str) -> list[Overflow]:
+    return overflows(PAGE.format(body), base_url=Path.cwd().as_uri() + "/")
+
+
+@pytest.mark.parametrize(
+    ("body", "tag", "side", "overshoot_pt"),
+    [
+        # 300 mm on a 170 mm text area: 130 mm (368.5 pt) past the right margin
+        ('<table class="wide" style="width: 300mm"><tr><td>a</td><td>b</td></tr></table>', "table", "right", 368.5),
+        # an unbreakable registry path widens its (auto-layout) table past the margin
+        (f'<table class="wide"><tr><td>Set</td><td style="white-space: nowrap">{REGISTRY_PATH}</td></tr></table>',
+         "table", "right", None),
+        # text too long for its block sticks out although the block itself fits
+        (f'<p class="wide" style="white-space: nowrap">{REGISTRY_PATH}</p>', "p", "right", None),
+        # a negative margin pulls a block 10 mm (28.3 pt) into the left margin
+        ('<div class="wide" style="margin-left: -10mm">pulled left</div>', "div", "left", 28.3),
+    ],
+    ids=["table-300mm", "nowrap-registry-path", "nowrap-paragraph", "negative-margin"],
+)
+def test_checker_names_what_runs_past_the_margin(body: str, tag: str, side: str, overshoot_pt: float | None) -> None:
+    found = _check(body)
+    assert found, "the checker missed a box past the margin"
+    first = found[0]
+    assert (first.page, first.tag, first.classes, first.side) == (1, tag, "wide", side), _listing(found)
+    if overshoot_pt is not None:
+        assert first.overshoot_pt == pytest.approx(overshoot_pt, abs=0.2)
+    assert "wide" in _listing(found)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '<table class="narrow"><tr><td>Set</td><td>HKLM\\SOFTWARE\\Policies</td></tr></table>',
+        # the same registry path fits once the cell may break it anywhere
+        ('<table class="fits" style="width: 100%; table-layout: fixed"><tr><td>Set</td>'
+         f'<td style="overflow-wrap: anywhere">{REGISTRY_PATH}</td></tr></table>'),
+        # a clipping box hides what sticks out of it: nothing is drawn in the margin
+        f'<p style="white-space: nowrap; overflow: hidden">{REGISTRY_PATH}</p>',
+    ],
+    ids=["narrow-table", "overflow-wrap-anywhere", "clipped-by-overflow-hidden"],
+)
+def test_checker_passes_what_fits(body: str) -> None:
+    found = _check(body)
+    assert found == [], _listing(found)
