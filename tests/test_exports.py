@@ -165,10 +165,12 @@ def test_csv_defuses_formulas_and_parquet_keeps_the_raw_value(tmp_path: Path) ->
     assert [p.name for p in paths] == [
         "open_actions.csv",
         "exceptions.csv",
+        "coverage_exceptions.csv",
         "findings.csv",
         "machine_months.csv",
         "open_actions.parquet",
         "exceptions.parquet",
+        "coverage_exceptions.parquet",
         "findings.parquet",
         "machine_months.parquet",
     ]
@@ -185,12 +187,13 @@ def test_csv_defuses_formulas_and_parquet_keeps_the_raw_value(tmp_path: Path) ->
 
 
 def test_default_csv_exports_are_the_registers_with_non_pass_rows_only(tmp_path: Path) -> None:
-    """Without csv_detail the CSV exports are open_actions.csv and exceptions.csv (no pass rows); the complete
-    detail is in the Parquet files, which hold every finding, pass included."""
+    """Without csv_detail the CSV exports are open_actions.csv and exceptions.csv (no pass rows) and
+    coverage_exceptions.csv; the complete detail is in the Parquet files, which hold every finding, pass included."""
     ledger = tmp_path / "ledger.duckdb"
     build_report_ledger(ledger)
     paths = render_reports(ledger, RUN_ID, tmp_path / "out", settings=Settings(), formats=("csv", "parquet"))
-    assert [p.name for p in paths if p.suffix == ".csv"] == ["open_actions.csv", "exceptions.csv"]
+    assert [p.name for p in paths if p.suffix == ".csv"] == ["open_actions.csv", "exceptions.csv",
+                                                             "coverage_exceptions.csv"]
     actions = _csv(tmp_path / "out" / "open_actions.csv")
     exceptions = _csv(tmp_path / "out" / "exceptions.csv")
     assert actions and {r["status"] for r in actions} <= {"fail", "warn", "unknown"}

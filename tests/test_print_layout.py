@@ -7,12 +7,10 @@ from pathlib import Path
 
 import pypdf
 import pytest
-from weasyprint import HTML
 
 from fixtures.report_ledger import RUN_ID, build_report_ledger
-from hotpatch_audit import i18n, render
+from hotpatch_audit import render
 from hotpatch_audit.config import Settings
-from hotpatch_audit.duck import connect
 from layout import Overflow, document_overflows, overflows
 
 GENERATED_AT = datetime(2025, 11, 18, 10, 30, tzinfo=UTC)
@@ -26,32 +24,14 @@ def _listing(found: list[Overflow]) -> str:
     return f"{len(found)} boxes run past the page margins:\n" + "\n".join(f"  {o}" for o in found)
 
 
-def _pdf_html(ledger: Path, settings: Settings) -> str:
-    """The HTML render_reports hands WeasyPrint for audit.pdf. render.py has no public function for it, so this
-    follows render_reports' PDF branch through its private helpers (same caps, owner variable and language)."""
-    root = settings.project_root
-    static_dir = root / "reports" / "static"
-    with i18n.use_language(settings.language):
-        env = render.build_environment(settings.timezone, root / "reports" / "templates", settings.language)
-        con = connect(ledger, read_only=True, memory_limit=settings.duckdb_memory_limit)
-        try:
-            con.execute("set variable report_owner = ?", [None])
-            data = render._read_run(con, RUN_ID, settings.pdf_top_n, render._group_cap("pdf", settings))
-        finally:
-            con.close()
-        ctx = render._context(data, "pdf", settings.pdf_top_n, settings=settings, generated_at=GENERATED_AT,
-                              static_dir=static_dir)
-        return render._render_html(env, ctx)
-
-
 @pytest.mark.parametrize("language", ["en", "ja"])
 def test_report_pdf_stays_within_the_page_margins(tmp_path: Path, language: str) -> None:
     ledger = tmp_path / "ledger.duckdb"
     build_report_ledger(ledger)
     settings = Settings(language=language)
     static_dir = settings.project_root / "reports" / "static"
-    document = HTML(string=_pdf_html(ledger, settings), base_url=static_dir.resolve().as_uri() + "/",
-                    url_fetcher=render.static_only_fetcher(static_dir)).render()
+    html = render.report_html(ledger, RUN_ID, settings=settings, generated_at=GENERATED_AT)
+    document = render.layout_pdf(html, static_dir)
     # what is laid out here is what audit.pdf is made of: as many pages as the PDF render_reports writes
     (pdf,) = render.render_reports(ledger, RUN_ID, tmp_path / "out", settings=settings, formats=("pdf",),
                                    generated_at=GENERATED_AT)

@@ -55,9 +55,10 @@ def rendered(tmp_path_factory: pytest.TempPathFactory) -> Rendered:
     out = base / "out"
     paths = render_reports(ledger, RUN_ID, out, settings=Settings(csv_detail=True), generated_at=GENERATED_AT)
     assert [p.name for p in paths] == ["audit.html", "audit.pdf",
-                                       "open_actions.csv", "exceptions.csv", "findings.csv", "machine_months.csv",
-                                       "open_actions.parquet", "exceptions.parquet", "findings.parquet",
-                                       "machine_months.parquet"]
+                                       "open_actions.csv", "exceptions.csv", "coverage_exceptions.csv",
+                                       "findings.csv", "machine_months.csv",
+                                       "open_actions.parquet", "exceptions.parquet", "coverage_exceptions.parquet",
+                                       "findings.parquet", "machine_months.parquet"]
     reader = pypdf.PdfReader(out / "audit.pdf")
     with (out / "findings.csv").open(newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
@@ -75,18 +76,28 @@ def _squash(text: str) -> str:
     return re.sub(r"\s+", "", text)
 
 
+def _page_with(reader: pypdf.PdfReader, needle: str) -> str:
+    """The text of the first page holding needle (whitespace squeezed)."""
+    for page in reader.pages:
+        text = " ".join(page.extract_text().split())
+        if needle in text:
+            return text
+    raise AssertionError(f"no page holds {needle!r}")
+
+
 def test_pdf_has_cover_sections_page_numbers_and_figures(rendered: Rendered) -> None:
     text = rendered.pdf_text
     for title in AUDITS.values():
         assert title in text
-    for field in ("Scope", "Period", "As of", "Run id", "Generated at", "Calendar version"):
-        assert field in text
-    assert RUN_ID in text
-    assert "2025.11.1" in text
-    assert "2024-12 to 2025-11" in text
+    page1 = " ".join(rendered.pdf.pages[0].extract_text().split())
+    # page 1 says what was audited, when, by which run
+    for field in ("tenant contoso / 1 subscription", "period 2024-12 to 2025-11", "as of 2025-11-18 09:00", RUN_ID,
+                  "At a glance", "Fix first"):
+        assert field in page1
+    assert "Calendar version 2025.11.1" in " ".join(text.split())  # the attestation names the calendar
     assert "Page 1 of" in text
     f = rendered.figures
-    summary = " ".join(rendered.pdf.pages[2].extract_text().split())
+    summary = " ".join(text.split())  # the key figures table may run over two pages
     # key figures: this run, the previous run (one machine, no machine-months), the change
     assert (f"Machines in scope {f.windows} Windows audited, {f.linux} Linux counted, not audited "
             f"{f.machines_total} 1 +{f.machines_total - 1} ▲") in summary
@@ -95,10 +106,11 @@ def test_pdf_has_cover_sections_page_numbers_and_figures(rendered: Rendered) -> 
 
 
 def test_pdf_has_toc_page_numbers_bookmarks_and_running_header(rendered: Rendered) -> None:
-    toc = rendered.pdf.pages[1].extract_text()
+    toc = _page_with(rendered.pdf, "Contents")
     assert re.search(r"Reboot avoidance \.+ \d+", toc)
     titles = [o.title for o in rendered.pdf.outline if not isinstance(o, list)]
-    assert titles == ["Summary", *AUDITS.values(), "Owners and subscriptions", "Waivers", "Methodology and evidence"]
+    assert titles == ["At a glance", "Attestation", "Summary", *AUDITS.values(), "Owners and subscriptions",
+                      "Waivers", "Appendix: the period's exceptions", "Methodology and evidence"]
     assert "Windows Server hotpatch audit VBS blockers" in rendered.pdf_text  # header: title + section
 
 
@@ -164,10 +176,10 @@ def test_neutralise_cell(value: object, expected: object) -> None:
 
 
 def test_coverage_box_says_incomplete_first(rendered: Rendered) -> None:
-    summary = rendered.html.split('id="summary"', 1)[1]
-    first = re.search(r"<p class=\"coverage-line ([^\"]+)\">", summary)
+    page1 = rendered.html.split('id="glance"', 1)[1]
+    first = re.search(r"<p class=\"coverage-line ([^\"]+)\">", page1)
     assert first and first.group(1) == "coverage-incomplete"
-    assert "Coverage is incomplete" in rendered.pdf.pages[2].extract_text().split("\n", 2)[1]
+    assert "Coverage is incomplete" in " ".join(rendered.pdf.pages[0].extract_text().split())  # on page 1
     assert "1 of 10 queries incomplete or failed" in rendered.pdf_text
     assert "installed_patches" in rendered.html
 
@@ -255,7 +267,7 @@ def test_template_and_weasyprint_failures_are_render_errors(
     def broken_pdf(*args: object, **kwargs: object) -> None:
         raise ValueError("cannot subset font")
 
-    monkeypatch.setattr(weasyprint.HTML, "write_pdf", broken_pdf)
+    monkeypatch.setattr(weasyprint.document.Document, "write_pdf", broken_pdf)
     with pytest.raises(RenderError, match=r"^cannot write .*audit\.pdf: ValueError: cannot subset font$"):
         render_reports(rendered.ledger, RUN_ID, tmp_path, settings=Settings(), formats=("pdf",))
     assert not (tmp_path / "audit.pdf").exists()
@@ -288,8 +300,10 @@ def test_render_opens_the_ledger_read_only(rendered: Rendered, tmp_path: Path) -
         paths = render_reports(ledger, RUN_ID, tmp_path / "out", settings=Settings(), formats=("csv",))
     finally:
         ledger.chmod(0o644)
-    # by default the CSV exports are the two registers; the complete detail is Parquet (CSV with csv_detail)
-    assert [p.name for p in paths] == ["open_actions.csv", "exceptions.csv"] and all(p.exists() for p in paths)
+    # by default the CSV exports are the two registers and the coverage exceptions; the complete detail is Parquet
+    # (CSV with csv_detail)
+    assert [p.name for p in paths] == ["open_actions.csv", "exceptions.csv", "coverage_exceptions.csv"]
+    assert all(p.exists() for p in paths)
 
 
 def test_fetcher_refuses_everything_but_static_assets(tmp_path: Path) -> None:

@@ -135,6 +135,20 @@ def _figures(con: duckdb.DuckDBPyConnection, run_id: str, has_previous: bool) ->
         latest_hotpatch,
     )
 
+    def licence(first: str, last: str) -> float:
+        # cores x the price of the machine's product and track in force on the month's first day, enrolled months
+        return float(_scalar(
+            con,
+            """select coalesce(sum(m.cores * p.price_per_core_month_usd), 0)
+               from audit.machine_months mm
+               join core.machines m on m.run_id = mm.run_id and m.machine_id = mm.machine_id
+               join core.run_prices p on p.run_id = mm.run_id and p.track = mm.track
+                   and p.product = if(mm.machine_kind = 'arc', 'arc_hotpatch', 'azure_edition')
+                   and cast(mm.month || '-01' as date) between p.valid_from and coalesce(p.valid_to, date '9999-12-31')
+               where mm.run_id = $1 and mm.enrolled_at_start and mm.month between $2 and $3""",
+            run_id, first, last,
+        ))
+
     def changes(kind: str) -> float | None:
         if not has_previous:
             return None
@@ -167,6 +181,14 @@ def _figures(con: duckdb.DuckDBPyConnection, run_id: str, has_previous: bool) ->
         "new_findings": changes("new"),
         "regressed_findings": changes("regressed"),
         "fixed_findings": changes("fixed"),
+        "licence_cost_month": licence(latest_hotpatch, latest_hotpatch),
+        "licence_cost_ytd": licence(year_start, month),
+        "critical_high_actions": _scalar(
+            con, "select count(*) from audit.open_actions where run_id = $1 and status in ('fail', 'warn') "
+                 "and severity in ('critical', 'high')", run_id),
+        "machines_to_fix": _scalar(
+            con, "select count(distinct machine_id) from audit.open_actions where run_id = $1 "
+                 "and status in ('fail', 'warn')", run_id),
     }
 
 
@@ -239,16 +261,23 @@ def test_single_run_ledger_says_no_previous_run(tmp_path: Path) -> None:
     (pdf_path,) = render_reports(
         s.ledger_path, outcome.run_id, tmp_path / "r", settings=s, formats=("pdf",), generated_at=GENERATED_AT
     )
-    summary = _flat(pypdf.PdfReader(pdf_path).pages[2].extract_text())
+    summary = _flat(" ".join(p.extract_text() for p in pypdf.PdfReader(pdf_path).pages))
     assert "Key figures. No previous monthly run of this scope: nothing to compare with." in summary
     assert summary.count("no previous run") >= 12  # every key figure
     assert re.search(r"New findings — — no previous run", summary)
 
 
+PDF_CHARTS = ("Reboots avoided and taken per month",)  # the PDF keeps to its page budget: the rest are in audit.html
+
+
 def test_charts_are_in_the_pdf_with_their_numbers(demo: Demo) -> None:
     text = demo.pdf_text
+    for title in CHART_COLOURS:
+        assert f'<strong class="chart-title">{title}</strong> —' in demo.html, title  # every chart in audit.html
+        assert (f"{title} —" in text) == (title in PDF_CHARTS), title  # the PDF: only its own charts
     for title, colour in CHART_COLOURS.items():
-        assert f"{title} —" in text, title  # the caption: title, then what the chart shows
+        if title not in PDF_CHARTS:
+            continue
         page = next(p for p in demo.pdf.pages if f"{title} —" in _flat(p.extract_text()))
         # WeasyPrint draws the SVG as vector paths on the caption's page: its series colour is there
         want = tuple(int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5))
@@ -326,10 +355,9 @@ def test_owner_and_subscription_lists_are_sorted_by_severity_then_days_overdue(d
         con.close()
     heading = re.search(r'<h4 class="group-name" id="owner-1">(.*?)</h4>', html)
     assert heading and html_lib.unescape(heading.group(1)) == first_owner
-    # the PDF lists pdf_group_top_n (10) actions per owner and points to the CSV for the rest
-    shown = min(items, 10)
-    assert f"{shown} of {items:,} listed, by severity, then days overdue" in demo.pdf_text
-    assert (f"{items - 10:,} more in open_actions.csv." in demo.pdf_text) == (items > 10)
+    # the fleet PDF does not repeat the lists: it says where each owner's list is
+    assert "listed, by severity, then days overdue" not in demo.pdf_text
+    assert "hotpatch-audit report --per-owner" in _flat(demo.pdf_text)
 
 
 def test_charts_are_deterministic_and_draw_owner_names_as_glyphs_only() -> None:

@@ -141,8 +141,9 @@ def test_html_has_no_raw_controls_and_the_sentence_reads_in_order(hostile: Hosti
     html = hostile.html
     assert not FORBIDDEN.search(html)
     shown = SHOWN_NAME.replace("<", "&lt;").replace(">", "&gt;")
-    assert f"{shown} has not installed KB5068966 21 days after release." in html
-    assert f"{shown} takes quality updates from WSUS (UseWUServer=1)." in html
+    # the action's sentence (its missed month is explained by WSUS, one action per cause); <wbr> marks where a long
+    # token may break and adds no text
+    assert f"{shown} takes quality updates from WSUS (UseWUServer=1)." in html.replace("<wbr>", "")
     assert SHOWN_OWNER.replace("<", "&lt;").replace(">", "&gt;") in html
 
 
@@ -151,7 +152,7 @@ def test_pdf_text_has_no_raw_controls_and_the_sentence_reads_in_order(hostile: H
     assert "\u202e" not in text and "\x00" not in text
     assert not FORBIDDEN.search(text.replace("\t", " "))
     squashed = re.sub(r"\s+", "", text)
-    assert re.sub(r"\s+", "", f"{SHOWN_NAME} has not installed KB5068966") in squashed
+    assert re.sub(r"\s+", "", f"{SHOWN_NAME} takes quality updates from WSUS") in squashed
 
 
 @pytest.mark.parametrize("export", EXPORTS, ids=lambda e: e.stem)
@@ -162,6 +163,9 @@ def test_csv_exports_are_inert_and_parquet_keeps_the_value(hostile: Hostile, exp
     assert not FORBIDDEN.search(raw.decode("utf-8").replace("\r\n", "\n"))
     with (hostile.out / f"{stem}.csv").open(newline="", encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f) if r["machine_name"].startswith("db-")]
+    if stem == "coverage_exceptions":  # db-01 has no data gap: the hostile name is checked on a machine with one
+        assert not rows
+        return
     assert rows and {r["machine_name"] for r in rows} == {SHOWN_NAME}
     assert {r["owner"] for r in rows} == {SHOWN_OWNER}
     if stem == "findings":

@@ -1,7 +1,7 @@
 -- Report view: action_fixes
 -- Reads: audit.open_actions
--- Each audit opens with its roll-up ("fix X on N machines"): per run, audit, root cause, code and fix
--- (remediation text), the machines it concerns, the highest severity, how many are fail / warn /
+-- Each audit opens with its roll-up ("fix X on N machines"): per run, audit, root cause and fix
+-- (remediation text; code lists the codes it fixes), the machines it concerns, the highest severity, how many are fail / warn /
 -- unknown, how many are past their due date at the as-of time and the earliest due date. fix_rank
 -- numbers the rows within the audit (F1, F2, ...), most severe and most machines first; the action
 -- list refers to them.
@@ -13,7 +13,8 @@ with actions as (
     where getvariable('report_owner') is null or coalesce(a.owner, '(no owner tag)') = getvariable('report_owner')
 ),
 grouped as (
-    select run_id, audit, root_cause, code, remediation,
+    select run_id, audit, root_cause, remediation,
+        string_agg(distinct code, ', ' order by code) as code,
         count(distinct machine_id) as machines,
         min(severity_rank) as severity_rank,
         count(*) filter (where status = 'fail') as fail,
@@ -24,7 +25,7 @@ grouped as (
         arg_min(remediation_key, due_date) as remediation_key,
         arg_min(params, due_date) as params
     from actions
-    group by run_id, audit, root_cause, code, remediation
+    group by run_id, audit, root_cause, remediation
 )
 select *,
     ['critical', 'high', 'medium', 'low', 'info'][severity_rank + 1] as severity,
@@ -33,4 +34,4 @@ select *,
         as fix_rank
 from grouped;
 
-comment on view report.action_fixes is 'Per run and audit: the open actions rolled up by root_cause, code and fix (remediation): machines, the highest severity, fail / warn / unknown, overdue (due date before the as-of date), first_due, and fix_rank (F1, F2 ... within the audit; the action lists refer to it). Follows the report_owner variable.';
+comment on view report.action_fixes is 'Per run and audit: the open actions rolled up by root_cause and fix (remediation; code: the codes it fixes, comma-separated): machines, the highest severity, fail / warn / unknown, overdue (due date before the as-of date), first_due, and fix_rank (F1, F2 ... within the audit; the action lists refer to it). Follows the report_owner variable.';

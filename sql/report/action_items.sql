@@ -37,6 +37,6 @@ select
 from (select * from actions union all by name select * from waived) as u
 left join report.action_fixes as r
     on u.list_kind = 'action' and r.run_id = u.run_id and r.audit = u.audit and r.root_cause = u.root_cause
-    and r.code = u.code and r.remediation is not distinct from u.remediation;
+    and r.remediation is not distinct from u.remediation;
 
 comment on view report.action_items is 'What a report section lists: the open actions of audit.open_actions (list_kind action; finding_id is the action_id, month the months it explains, codes and findings the open findings it groups) and the waived findings (list_kind waived), with opened_on, remediation_days, due_date, fix_rank (the action''s row F<n> in report.action_fixes), status_rank (fail/warn 0, unknown 1) and severity_rank (critical 0 ... info 4). Follows the report_owner variable.';

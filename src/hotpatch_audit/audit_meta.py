@@ -58,6 +58,7 @@ class Code:
     status: str
     summary: str
     state: str = "open"  # the lifecycle state of a non-compliant finding: open, past or opportunity
+    action: str = ""  # the fix in a few words, for one-line lists (page 1); empty: the remediation's first sentence
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,10 @@ class Catalog:
     def titles(self) -> dict[str, str]:
         """Audit name -> English title, in report order."""
         return {a.name: a.title for a in self.audits}
+
+    def actions(self) -> dict[tuple[str, str], str]:
+        """(audit, code) -> the code's short action in English, for codes that define one."""
+        return {(c.audit, c.code): c.action for a in self.audits for c in a.codes if c.action}
 
     def codes(self) -> dict[str, frozenset[str]]:
         """Audit name -> the codes its view can emit."""
@@ -117,7 +122,8 @@ def _audit(path: Path, data: dict[str, Any]) -> Audit | None:
         if severity not in SEVERITIES or status not in STATUSES or state not in STATES:
             raise _fail(path, f"code {code}: severity must be one of {SEVERITIES}, status one of {STATUSES}, "
                               f"state one of {STATES}")
-        codes.append(Code(name, code, severity, status, str(spec.get("summary", "")), state))
+        codes.append(Code(name, code, severity, status, str(spec.get("summary", "")), state,
+                          str(spec.get("action", ""))))
     if not codes:
         raise _fail(path, "an audit needs at least one [codes.<code>]")
     return Audit(name, str(head.get("title", name)), int(head.get("order", 99)), str(head.get("summary", "")), path,
@@ -210,7 +216,8 @@ def create_every_audit(con: duckdb.DuckDBPyConnection, root: Path = PROJECT_ROOT
 
 def babel_extract(fileobj: BinaryIO, keywords: Any, comment_tags: Any, options: Any) -> Iterator[
         tuple[int, str | None, str, list[str]]]:
-    """Babel extraction method for sql/audit/*.toml (babel.cfg): each audit title and message template."""
+    """Babel extraction method for sql/audit/*.toml (babel.cfg): each audit title and summary, each code's
+    short action and each message template."""
     raw = fileobj.read()
     data = tomllib.loads(raw.decode("utf-8"))
     lines = raw.decode("utf-8").splitlines()
@@ -222,5 +229,8 @@ def babel_extract(fileobj: BinaryIO, keywords: Any, comment_tags: Any, options: 
         for field in ("title", "summary"):
             if head.get(field):
                 yield line_of(f"{field} ="), None, head[field], []
+    for code, spec in (data.get("codes") or {}).items():
+        if spec.get("action"):
+            yield line_of(f"[codes.{code}]"), None, spec["action"], []
     for key, template in (data.get("messages") or {}).items():
         yield line_of(f'"{key}"'), None, template, []

@@ -135,8 +135,8 @@ class Settings(BaseSettings):
         le=10_000_000, allow_inf_nan=False)
     currency_code: str = Field("USD", description="ISO 4217 code of downtime_cost_per_hour (the licence prices "
                                "of data/prices.csv are in USD).", pattern=r"^[A-Z]{3}$")
-    pdf_top_n: int = Field(15, description="Open actions listed per audit in the PDF, most urgent first (audit.html lists up "
-                           "to 2,000, open_actions.csv has all).", ge=1, le=10_000)
+    pdf_top_n: int = Field(10, description="Open actions listed per audit in the PDF, most urgent first (audit.html "
+                           "lists up to 2,000, open_actions.csv has all).", ge=1, le=10_000)
     pdf_group_top_n: int = Field(
         10, description="Findings listed per owner and per subscription in the PDF's Owners and subscriptions "
         "section (at most pdf_top_n; audit.html lists up to 100 each, the CSV has all). Each row costs the PDF "

@@ -113,6 +113,14 @@ def format_time(value: datetime | None, zone: ZoneInfo, lang: str) -> str:
     return f"{text} {local.tzname()} (UTC{offset[:3]}:{offset[3:]})"
 
 
+def format_day(value: datetime | None, zone: ZoneInfo) -> str:
+    """A ledger time's calendar day in zone, as YYYY-MM-DD (— when missing)."""
+    if value is None:
+        return "—"
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware.astimezone(zone).date().isoformat()
+
+
 def format_number(value: float | None, lang: str) -> str:
     """A count or amount with the language's grouping (— when missing)."""
     if value is None:

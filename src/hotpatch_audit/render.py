@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from functools import lru_cache, wraps
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 from zoneinfo import ZoneInfo
@@ -42,6 +42,7 @@ Medium = Literal["html", "pdf"]
 # i18n.gettext(title).
 AUDITS: dict[str, str] = audit_meta.load().titles()
 SUMMARIES: dict[str, str] = {a.name: a.summary for a in audit_meta.load().audits}
+CODE_ACTIONS: dict[tuple[str, str], str] = audit_meta.load().actions()  # short fixes for page 1
 REPORT_TITLE = i18n.N_("Windows Server hotpatch audit")
 HTML_LIST_CAP = 2000  # rows per section list in audit.html; open_actions.csv always has all
 OWNER_CAP = 20  # owners per owner table
@@ -312,6 +313,7 @@ def build_environment(timezone: str, templates_dir: Path, language: str = "en") 
     )
     env.install_gettext_translations(i18n.translations(language), newstyle=True)  # type: ignore[attr-defined]
     env.filters["localtime"] = _localtime_filter(ZoneInfo(timezone), language)
+    env.filters["localday"] = lambda value: i18n.format_day(value, ZoneInfo(timezone))
     env.filters["num"] = lambda value: i18n.format_number(value, language)
     env.filters["pct"] = lambda value: i18n.format_percent(value, language)
     env.filters["phrase"] = lambda value: value if language == i18n.SOURCE_LANGUAGE else translate_phrase(value)
@@ -551,9 +553,12 @@ def _read_glance(con: duckdb.DuckDBPyConnection, run_id: str, months: list[Row])
     windows = _one(con, "select remediation_days_critical as critical, remediation_days_high as high, "
                         "remediation_days_medium as medium, remediation_days_low as low, "
                         "remediation_days_info as info from core.run_settings where run_id = $1", [run_id])
+    top = _rows(con, "select * from report.top_actions where run_id = $1 and machine_rank <= $2 "
+                     "order by machine_rank", [run_id, TOP_ACTIONS])
     return {
-        "top": _rows(con, "select * from report.top_actions where run_id = $1 and machine_rank <= $2 "
-                          "order by machine_rank", [run_id, TOP_ACTIONS]),
+        # each machine's one action in a few words: the code's short action, else (KB-specific fixes such as
+        # "Install KB... and reboot") the first sentence of its remediation
+        "top": [{**t, "short_action": CODE_ACTIONS.get((t["audit"], t["code"]), "")} for t in top],
         "trend": [m for m in months if m["efficacy_rate"] is not None or m["reboot_free_rate"] is not None],
         "windows": windows,
     }
@@ -764,11 +769,14 @@ def _render_html(env: Environment, ctx: ReportContext) -> str:
     return env.get_template("report.html.j2").render(report=ctx, audits=audits)
 
 
-def _in_report_language(render: Callable[..., list[Path]]) -> Callable[..., list[Path]]:
+_R = TypeVar("_R")
+
+
+def _in_report_language(render: Callable[..., _R]) -> Callable[..., _R]:
     """Run a render inside i18n.use_language(settings.language): `_()` in charts and context is that language."""
 
     @wraps(render)
-    def wrapper(*args: Any, settings: Settings, **kwargs: Any) -> list[Path]:
+    def wrapper(*args: Any, settings: Settings, **kwargs: Any) -> _R:
         with i18n.use_language(settings.language):
             return render(*args, settings=settings, **kwargs)
 
@@ -875,12 +883,42 @@ def _writer(env: Environment, ctx: ReportContext, static_dir: Path) -> Callable[
         if ctx.medium == "html":
             path.write_text(html, encoding="utf-8")
             return
-        from weasyprint import HTML
-
-        base_url = static_dir.resolve().as_uri() + "/"
-        HTML(string=html, base_url=base_url, url_fetcher=static_only_fetcher(static_dir)).write_pdf(str(path))
+        layout_pdf(html, static_dir).write_pdf(str(path))
 
     return write
+
+
+def layout_pdf(html: str, static_dir: Path) -> Any:
+    """The PDF medium's HTML laid out by WeasyPrint (a weasyprint Document: pages and their box trees), with the
+    report's static assets and the guarded fetcher: what audit.pdf is written from."""
+    from weasyprint import HTML
+
+    base_url = static_dir.resolve().as_uri() + "/"
+    return HTML(string=html, base_url=base_url, url_fetcher=static_only_fetcher(static_dir)).render()
+
+
+@_in_report_language
+def report_html(
+    ledger_path: Path, run_id: str, *, settings: Settings, medium: Medium = "pdf",
+    generated_at: datetime | None = None, owner: str | None = None,
+) -> str:
+    """The HTML of one run's report in one medium, exactly as render_reports writes audit.html or hands WeasyPrint
+    for audit.pdf (pass it to layout_pdf to lay it out): for tests and tools that inspect the layout."""
+    root = settings.project_root
+    static_dir = root / "reports" / "static"
+    env = build_environment(settings.timezone, root / "reports" / "templates", settings.language)
+    cap = HTML_LIST_CAP if medium == "html" else settings.pdf_top_n
+    con = connect(ledger_path, read_only=True, memory_limit=settings.duckdb_memory_limit)
+    try:
+        _check_views(con, root)
+        con.execute("set variable report_owner = ?", [owner])
+        data = _read_run(con, run_id, cap, _group_cap(medium, settings))
+    finally:
+        con.close()
+    ctx = _context(data, medium, cap, settings=settings,
+                   generated_at=generated_at or datetime.now(UTC).replace(microsecond=0), static_dir=static_dir,
+                   owner=owner)
+    return _render_html(env, ctx)
 
 
 class _timed:
