@@ -105,6 +105,8 @@ def build_diff_ledger(path: Path) -> None:
                      f"srv-{machine}: {key} in {run_id}"],
                 )
         con.execute((PROJECT_ROOT / "sql" / "audit" / "96_finding_changes.sql").read_text(encoding="utf-8"))
+        # the registers give each open action its due date from the run's remediation windows
+        con.execute((PROJECT_ROOT / "sql" / "core" / "00_run_settings.sql").read_text(encoding="utf-8"))
         con.execute((PROJECT_ROOT / "sql" / "audit" / "98_registers.sql").read_text(encoding="utf-8"))
     finally:
         con.close()

@@ -89,7 +89,8 @@ def test_monthly_audit_flow_runs_every_stage(good_run: State[Any], workspace: di
     assert outcome.findings > 0
 
     names = sorted(p.name for p in outcome.report_paths)
-    assert names == ["SHA256SUMS", "audit.html", "audit.pdf", "exceptions.csv", "manifest.json", "open_actions.csv"]
+    assert names == ["SHA256SUMS", "audit.html", "audit.pdf", "coverage_exceptions.csv", "exceptions.csv",
+                     "manifest.json", "open_actions.csv"]
     assert outcome.report_paths[-1].name == "manifest.json"  # written last
     for path in outcome.report_paths:
         assert path.is_file() and path.stat().st_size > 0, path
@@ -123,7 +124,7 @@ def test_on_demand_report_rerenders_latest_run(
     assert state.is_completed(), state.message
     paths = state.result()
     assert sorted(p.name for p in paths) == [
-        "SHA256SUMS", "audit.html", "exceptions.csv", "manifest.json", "open_actions.csv"]
+        "SHA256SUMS", "audit.html", "coverage_exceptions.csv", "exceptions.csv", "manifest.json", "open_actions.csv"]
     for path in paths:
         assert path.is_file() and path.stat().st_size > 0
         assert path.is_relative_to(tmp_path / run_id)
@@ -144,7 +145,8 @@ def test_on_demand_report_renders_the_run_asked_for(
         return_state=True,
     )
     assert state.is_completed(), state.message
-    assert [p.name for p in state.result()] == ["open_actions.csv", "exceptions.csv", "SHA256SUMS", "manifest.json"]
+    assert [p.name for p in state.result()] == ["open_actions.csv", "exceptions.csv", "coverage_exceptions.csv",
+                                                "SHA256SUMS", "manifest.json"]
     assert not any(n.startswith("pick-run") for n in {tr.name for tr in task_runs(state)})
 
 

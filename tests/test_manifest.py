@@ -72,6 +72,8 @@ def test_manifest_lists_every_output_with_its_size_and_hash(rendered: Rendered) 
         "open_actions.parquet",
         "exceptions.csv",
         "exceptions.parquet",
+        "coverage_exceptions.csv",
+        "coverage_exceptions.parquet",
         "findings.parquet",
         "machine_months.parquet",
         "SHA256SUMS",

@@ -10,6 +10,7 @@ select
     count(*) as months_count,
     string_agg(month || case state when 'open' then '' when 'closed' then ' ✓' when 'waived' then ' W'
         when 'past' then ' ·' else '' end, ', ' order by month) as months,
+    string_agg(month, ', ' order by month) as month_list,
     count(*) filter (where state = 'open') as open,
     count(*) filter (where state = 'closed') as closed,
     coalesce(sum(exposure_days), 0) as exposure_days,
@@ -24,4 +25,4 @@ from (
 )
 group by run_id, audit, machine_id, code;
 
-comment on view report.exceptions_register is 'The period''s exceptions (audit.period_exceptions) one row per run, audit, machine and code: months_count, months (each month with its state: no mark open, ✓ closed, W waived, · past outcome), open, closed, exposure_days (summed), last_closed_by (the update that closed the latest closed one) and register_rank (audit order, then machine name). Follows the report_owner variable.';
+comment on view report.exceptions_register is 'The period''s exceptions (audit.period_exceptions) one row per run, audit, machine and code: months_count, months (each month with its state: no mark open, ✓ closed, W waived, · past outcome), month_list (the months alone), open, closed, exposure_days (summed), last_closed_by (the update that closed the latest closed one) and register_rank (audit order, then machine name). Follows the report_owner variable.';

@@ -532,12 +532,19 @@ def _read_run(con: duckdb.DuckDBPyConnection, run_id: str, cap: int, group_cap: 
         ),
         glance=_read_glance(con, run_id, months),
         attestation=_read_attestation(con, run_id, cap),
-        register=_read_register(con, run_id, cap),
+        register=_read_register(con, run_id, max(cap, PDF_REGISTER_LINES)),
     )
 
 
 TOP_ACTIONS = 10  # machines to fix first, on page 1
 PDF_CHANGE_ITEMS = 10  # new and regressed findings listed in the PDF's summary (audit.html and `diff` have all)
+PDF_REGISTER_LINES = 300  # lines of the period's register in the PDF appendix (about 6 pages; exceptions.csv: all)
+
+
+def _register_cap(medium: Medium) -> int:
+    """Lines of the period's register a medium lists: the PDF's appendix PDF_REGISTER_LINES, audit.html
+    HTML_LIST_CAP."""
+    return PDF_REGISTER_LINES if medium == "pdf" else HTML_LIST_CAP
 
 
 def _medium_actions(rows: list[Row], medium: Medium) -> list[Row]:
@@ -736,7 +743,8 @@ def _context(
         glance={**data.glance, "top": _localised(data.glance.get("top", []), settings.language),
                 "cost_per_hour": settings.downtime_cost_per_hour, "currency": settings.currency_code},
         attestation=data.attestation,
-        register={**data.register, "rows": data.register.get("rows", [])[:cap], "cap": cap},
+        register={**data.register, "rows": data.register.get("rows", [])[:_register_cap(medium)],
+                  "cap": _register_cap(medium)},
         # the price table the run was registered with (meta.settings prices_version), else this checkout's
         prices_version=next((str(r["value"]) for r in data.settings_used if r["key"] == "prices_version"),
                             prices_version(settings.project_root)),
