@@ -169,6 +169,7 @@ def test_cli_demo_report_shows_waivers_changes_owners_and_cost(tmp_path: Path) -
 
     env = {**os.environ, "HOTPATCH_AUDIT_WORK_DIR": str(tmp_path / "work"), "HOTPATCH_AUDIT_CSV_DETAIL": "true"}
     env.pop("HOTPATCH_AUDIT_WAIVERS_PATH", None)
+    env.pop("HOTPATCH_AUDIT_DOWNTIME_COST_PER_HOUR", None)
     out = tmp_path / "demo"
     result = subprocess.run(
         [sys.executable, "-m", "hotpatch_audit.cli", "demo", "--months", "3", "--machines", "500", "--end",
@@ -179,6 +180,9 @@ def test_cli_demo_report_shows_waivers_changes_owners_and_cost(tmp_path: Path) -
     for text in ("Waivers", "DEMO-WSUS-LEGACY", "DEMO-GEN1-LEGACY", "Changes since the previous monthly run",
                  "Cost and value by month", "$1.50", "$0.00"):
         assert text in html, text
+    # page 1 prices the avoided downtime at the demo's example rate, and says so
+    page1 = html.split('id="attestation"', 1)[0]
+    assert "at $250 per hour of downtime" in page1 and 'data-kpi="downtime_avoided_ytd"' in page1
     with (out / "findings.csv").open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     assert rows and all(r["owner"] for r in rows)

@@ -46,6 +46,8 @@ def _usage_error_in_one_line(self: Any, file: object = None) -> None:
 for _usage_error in {click.UsageError, getattr(getattr(typer, "_click", None), "exceptions", click).UsageError}:
     _usage_error.show = _usage_error_in_one_line
 
+DEMO_DOWNTIME_COST_PER_HOUR = 250.0  # the demo's example cost of an hour of downtime (stated on page 1)
+
 app = typer.Typer(
     help="Hotpatch compliance audits for Windows Server: reboot avoidance, missed hotpatches, "
     "WSUS misconfigurations and VBS blockers.\n\nExit codes: 0 success, 1 incomplete data, "
@@ -172,7 +174,8 @@ def demo(
 
     The default 14 months end with the latest monthly run date (the Wednesday after Patch Tuesday
     plus 14 days' grace), so the history includes the October 2025 KB5070881 incident. Unless
-    HOTPATCH_AUDIT_WAIVERS_PATH is set, the demo applies data/demo-waivers.yaml.
+    HOTPATCH_AUDIT_WAIVERS_PATH is set, the demo applies data/demo-waivers.yaml, and unless
+    HOTPATCH_AUDIT_DOWNTIME_COST_PER_HOUR is set it prices avoided downtime at an example USD 250 an hour.
 
     Example: hotpatch-audit demo --months 12 --machines 500 --tz Asia/Tokyo
     """
@@ -182,6 +185,10 @@ def demo(
     if settings.waivers_path is None:
         # The demo shows waivers at work: active, expiring soon, and expired (data/demo-waivers.yaml).
         settings = settings.model_copy(update={"waivers_path": settings.project_root / "data" / "demo-waivers.yaml"})
+    if "downtime_cost_per_hour" not in settings.model_fields_set:
+        # The demo prices the downtime it avoided at an example rate, stated on page 1 (set your own with
+        # HOTPATCH_AUDIT_DOWNTIME_COST_PER_HOUR; a real run without it shows hours only).
+        settings = settings.model_copy(update={"downtime_cost_per_hour": DEMO_DOWNTIME_COST_PER_HOUR})
     last = _parse_as_of(end) or latest_monthly_as_of(date.today())
     series = monthly_as_of_series(last, months)
     # What the last month's render needs is checked before the first month runs.
