@@ -1,7 +1,7 @@
 create or replace view audit.off_track_events as
 with
 runs as (
-    select run_id, scope, as_of, as_of_month, strftime(period_start, '%Y-%m') as period_start_month from core.run_settings
+    select run_id, scope, as_of, as_of_month, period_start_month from core.run_settings
 ),
 calendar as (
     select run_id, track, month, month_start, kind from core.run_calendar_months

@@ -80,26 +80,20 @@ first_open as (
     join meta.runs r on r.run_id = f.run_id and r.scope = cur.scope and r.status = 'succeeded' and r.as_of <= cur.as_of
     group by o.run_id, o.finding_id
 ),
-clock as (
+due as (
     select g.run_id, g.machine_id, g.root_cause,
         -- the longest exposure runs from a due date (grace end); else the earliest time one was seen open
         coalesce(cast(rs.as_of as date) - g.days_overdue,
                  cast(min(fo.first_open_at) as date), cast(rs.as_of as date)) as opened_on,
-        ['critical', 'high', 'medium', 'low', 'info'][g.severity_rank + 1] as severity,
-        any_value(rs.remediation_days_critical) as d0, any_value(rs.remediation_days_high) as d1,
-        any_value(rs.remediation_days_medium) as d2, any_value(rs.remediation_days_low) as d3,
-        any_value(rs.remediation_days_info) as d4, any_value(g.severity_rank) as severity_rank
+        [rs.remediation_days_critical, rs.remediation_days_high, rs.remediation_days_medium,
+         rs.remediation_days_low, rs.remediation_days_info][g.severity_rank + 1] as remediation_days
     from grouped g
     join core.run_settings rs on rs.run_id = g.run_id
     left join audit.open_findings o on o.run_id = g.run_id and o.machine_id = g.machine_id and o.root_cause = g.root_cause
     left join first_open fo on fo.run_id = o.run_id and fo.finding_id = o.finding_id
-    group by g.run_id, g.machine_id, g.root_cause, g.days_overdue, g.severity_rank, rs.as_of
-),
-due as (
-    select run_id, machine_id, root_cause, opened_on,
-        [d0, d1, d2, d3, d4][severity_rank + 1] as remediation_days,
-        opened_on + [d0, d1, d2, d3, d4][severity_rank + 1] as due_date
-    from clock
+    group by g.run_id, g.machine_id, g.root_cause, g.days_overdue, g.severity_rank, rs.as_of,
+        rs.remediation_days_critical, rs.remediation_days_high, rs.remediation_days_medium,
+        rs.remediation_days_low, rs.remediation_days_info
 )
 select
     md5('action|' || r.root_cause || '|' || r.machine_id) as action_id,
@@ -113,7 +107,7 @@ select
     r.reason, r.remediation, r.reason_key, r.remediation_key, r.params,
     g.codes, g.findings, g.finding_ids,
     r.finding_id as lead_finding_id,
-    d.opened_on, d.remediation_days, d.due_date
+    d.opened_on, d.remediation_days, d.opened_on + d.remediation_days as due_date
 from ranked r
 join grouped g on g.run_id = r.run_id and g.machine_id = r.machine_id and g.root_cause = r.root_cause
 join due d on d.run_id = r.run_id and d.machine_id = r.machine_id and d.root_cause = r.root_cause

@@ -46,6 +46,7 @@ with_defaults as (
 select
     *,
     strftime(as_of, '%Y-%m') as as_of_month,
-    cast(date_trunc('month', as_of) - to_months(period_months - 1) as date) as period_start
+    cast(date_trunc('month', as_of) - to_months(period_months - 1) as date) as period_start,
+    strftime(date_trunc('month', as_of) - to_months(period_months - 1), '%Y-%m') as period_start_month
 from with_defaults;
-comment on view core.run_settings is 'One row per run: scope, as_of and the audit rules it was judged with (meta.settings, owner_tag and the remediation windows per severity included, with the documented defaults where a key is missing), plus the reporting period (period_months months up to and including the as-of month).';
+comment on view core.run_settings is 'One row per run: scope, as_of and the audit rules it was judged with (meta.settings, owner_tag and the remediation windows per severity included, with the documented defaults where a key is missing), plus the reporting period (period_months months up to and including the as-of month): period_start, and period_start_month .. as_of_month as YYYY-MM.';

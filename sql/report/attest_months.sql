@@ -11,8 +11,8 @@ create or replace view report.attest_months as
 with mm as (
     select mm.run_id, mm.machine_id, mm.month, mm.kind, mm.is_off_track
     from audit.machine_months as mm
-    join (select run_id, strftime(period_start, '%Y-%m') as period_start, as_of_month as period_end from core.run_settings) as p on p.run_id = mm.run_id
-    where mm.enrolled_at_start and mm.is_due and mm.month between p.period_start and p.period_end
+    join core.run_settings as p on p.run_id = mm.run_id
+    where mm.enrolled_at_start and mm.is_due and mm.month between p.period_start_month and p.as_of_month
         and (getvariable('report_owner') is null or coalesce(mm.owner, '(no owner tag)') = getvariable('report_owner'))
 ),
 verdicts as (

@@ -21,9 +21,9 @@ select
     coalesce(q.queries_total, 0) as queries_total, coalesce(q.queries_complete, 0) as queries_complete,
     coalesce(m.windows_machines, 0) as windows_machines, coalesce(g.machines_with_gaps, 0) as machines_with_gaps
 from meta.runs as rep
-join (select run_id, strftime(period_start, '%Y-%m') as period_start, as_of_month as period_end from core.run_settings) as p on p.run_id = rep.run_id
+join core.run_settings as p on p.run_id = rep.run_id
 join meta.runs as r on r.scope = rep.scope and r.as_of <= rep.as_of
-    and strftime(r.as_of, '%Y-%m') between p.period_start and p.period_end
+    and strftime(r.as_of, '%Y-%m') between p.period_start_month and p.as_of_month
 left join queries as q on q.run_id = r.run_id
 left join gaps as g on g.run_id = r.run_id
 left join machines as m on m.run_id = r.run_id;

@@ -14,7 +14,7 @@ select
     count(distinct e.machine_id) as machines,
     coalesce(sum(exposure_days), 0) as exposure_days
 from audit.period_exceptions as e
-join (select run_id, strftime(period_start, '%Y-%m') as period_start, as_of_month as period_end from core.run_settings) as p on p.run_id = e.run_id and e.month between p.period_start and p.period_end
+join core.run_settings as p on p.run_id = e.run_id and e.month between p.period_start_month and p.as_of_month
 where getvariable('report_owner') is null or coalesce(e.owner, '(no owner tag)') = getvariable('report_owner')
 group by e.run_id, e.audit, e.month;
 

@@ -19,7 +19,7 @@ select
 from (
     select e.*, coalesce(a.audit_order, 99) as audit_order
     from audit.period_exceptions as e
-    join (select run_id, strftime(period_start, '%Y-%m') as period_start, as_of_month as period_end from core.run_settings) as p on p.run_id = e.run_id and e.month between p.period_start and p.period_end
+    join core.run_settings as p on p.run_id = e.run_id and e.month between p.period_start_month and p.as_of_month
     left join ref.audits as a on a.audit = e.audit
     where getvariable('report_owner') is null or coalesce(e.owner, '(no owner tag)') = getvariable('report_owner')
 )

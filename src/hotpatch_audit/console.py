@@ -112,7 +112,7 @@ def _log_folder() -> Any:
         settings = Settings(**{})
         return settings.path(settings.work_dir) / "logs"
     except Exception:  # noqa: BLE001 - a broken setting must not hide the error being reported
-        return Path("out/work/logs")
+        return Path(Settings.model_fields["work_dir"].default) / "logs"  # the work_dir default
 
 
 def settings_from(**overrides: Any) -> Settings:

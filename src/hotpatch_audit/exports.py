@@ -92,6 +92,8 @@ MACHINE_COLUMNS: tuple[Column, ...] = (
     Column("resource_group", "VARCHAR", "Resource group of the machine, lower-cased."),
 )
 
+OWNER_AS_IN_FINDINGS = Column("owner", "VARCHAR", "Owner of the machine, as in findings.")
+
 FINDINGS = Export(
     stem="findings",
     table="audit.findings",
@@ -168,7 +170,7 @@ MACHINE_MONTHS = Export(
     columns=(
         Column("run_id", "VARCHAR", "The run (meta.runs)."),
         *MACHINE_COLUMNS,
-        Column("owner", "VARCHAR", "Owner of the machine, as in findings."),
+        OWNER_AS_IN_FINDINGS,
         Column("track", "VARCHAR", "Hotpatch release track; empty when the OS has none (outcome not_applicable)."),
         Column("month", "VARCHAR", "Patch month YYYY-MM."),
         Column(
@@ -230,7 +232,7 @@ OPEN_ACTIONS = Export(
         Column("audit", "VARCHAR", "The audit of the finding that speaks for the action."),
         Column("code", "VARCHAR", "Its code."),
         *MACHINE_COLUMNS,
-        Column("owner", "VARCHAR", "Owner of the machine, as in findings."),
+        OWNER_AS_IN_FINDINGS,
         Column("track", "VARCHAR", "Hotpatch release track."),
         Column("months", "VARCHAR", "Every month the action explains, comma-separated; empty for month-less causes."),
         Column("status", "VARCHAR", "fail when any grouped finding fails, else warn (unknown for stale data)."),
@@ -267,7 +269,7 @@ EXCEPTIONS = Export(
         Column("code", "VARCHAR", "The finding code."),
         Column("machine_id", "VARCHAR", "Azure resource id of the machine, lower-cased."),
         Column("machine_name", "VARCHAR", "Machine name as Azure reports it (untrusted text)."),
-        Column("owner", "VARCHAR", "Owner of the machine, as in findings."),
+        OWNER_AS_IN_FINDINGS,
         Column("month", "VARCHAR", "The patch month YYYY-MM."),
         Column("status", "VARCHAR", "fail, warn or waived."),
         Column("severity", "VARCHAR", "critical, high, medium, low or info."),
@@ -292,7 +294,7 @@ COVERAGE_EXCEPTIONS = Export(
     columns=(
         Column("run_id", "VARCHAR", "The run (meta.runs)."),
         *MACHINE_COLUMNS,
-        Column("owner", "VARCHAR", "Owner of the machine, as in findings."),
+        OWNER_AS_IN_FINDINGS,
         Column("issues", "VARCHAR", "no_assessment, stale_assessment, no_guest_facts, stale_guest_facts, "
                "no_installation_data, hotpatch_status_unknown (comma-separated)."),
         Column("audits_affected", "VARCHAR", "The audits in which the machine has a finding judged unknown "

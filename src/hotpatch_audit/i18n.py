@@ -102,12 +102,16 @@ def N_(message: str) -> str:  # noqa: N802 - the conventional name of the extrac
 # --- locale formatting ---------------------------------------------------------------------------
 
 
+def _in_zone(value: datetime, zone: ZoneInfo) -> datetime:
+    """A ledger time (UTC, naive or aware) in zone."""
+    return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(zone)
+
+
 def format_time(value: datetime | None, zone: ZoneInfo, lang: str) -> str:
     """A ledger time (UTC, naive or aware) shown in zone, in the language's format, with zone name and offset."""
     if value is None:
         return "—"
-    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-    local = aware.astimezone(zone)
+    local = _in_zone(value, zone)
     offset = f"{local:%z}"
     text = format_datetime(local, DATETIME_PATTERNS[lang], tzinfo=zone, locale=BABEL_LOCALES[lang])
     return f"{text} {local.tzname()} (UTC{offset[:3]}:{offset[3:]})"
@@ -117,8 +121,7 @@ def format_day(value: datetime | None, zone: ZoneInfo) -> str:
     """A ledger time's calendar day in zone, as YYYY-MM-DD (— when missing)."""
     if value is None:
         return "—"
-    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
-    return aware.astimezone(zone).date().isoformat()
+    return _in_zone(value, zone).date().isoformat()
 
 
 def format_number(value: float | None, lang: str) -> str:

@@ -82,8 +82,9 @@ class SectionContext:
     )
     rollup: list[Row] = field(
         default_factory=list,
-        metadata=_help("report.action_fixes rows: the audit's open actions rolled up by cause, code and fix "
-                       "(F1, F2 ... by fix_rank), each with machines, severity, overdue and first due date."),
+        metadata=_help("report.action_fixes rows: the audit's open actions rolled up by cause and fix (F1, F2 ... "
+                       "by fix_rank; code: the codes it fixes), each with machines, severity, overdue and first due "
+                       "date."),
     )
     exceptions: list[Row] = field(
         default_factory=list,
@@ -547,11 +548,18 @@ def _register_cap(medium: Medium) -> int:
     return PDF_REGISTER_LINES if medium == "pdf" else HTML_LIST_CAP
 
 
+COVERAGE_LIST_CAP = 100  # coverage exceptions listed in the PDF's attestation (coverage_exceptions.csv has all)
+
+
+def _medium_cap(medium: Medium, settings: Settings) -> int:
+    """Rows listed per section list in a medium: HTML_LIST_CAP in audit.html, pdf_top_n in the PDF."""
+    return HTML_LIST_CAP if medium == "html" else settings.pdf_top_n
+
+
 def _medium_actions(rows: list[Row], medium: Medium) -> list[Row]:
     """The action rows a medium lists: audit.html every one; the PDF those to fix (fail or warn). Actions that
     only wait for current data (unknown) are counted in the audit's roll-up and listed in open_actions.csv."""
     return rows if medium == "html" else [r for r in rows if r["status"] in ("fail", "warn")]
-COVERAGE_LIST_CAP = 100  # coverage exceptions listed in the PDF's attestation (coverage_exceptions.csv has all)
 
 
 def _read_glance(con: duckdb.DuckDBPyConnection, run_id: str, months: list[Row]) -> dict[str, Any]:
@@ -601,7 +609,7 @@ def _read_register(con: duckdb.DuckDBPyConnection, run_id: str, cap: int) -> dic
                       "order by register_rank", [run_id, cap])
     (total,) = con.execute("select count(*) from report.exceptions_register where run_id = $1",
                            [run_id]).fetchone() or (0,)
-    return {"rows": rows, "total": int(total), "cap": cap}
+    return {"rows": rows, "total": int(total)}
 
 
 def _read_summary(con: duckdb.DuckDBPyConnection, run_id: str) -> dict[str, Any]:
@@ -698,7 +706,7 @@ def _context(
             overview=s.overview,
             counts=s.counts,
             actions=_localised(_medium_actions(s.actions, medium)[:cap], settings.language),
-            actions_total=s.actions_total if medium == "html" else s.overview.get("actions_open", s.actions_total),
+            actions_total=s.actions_total if medium == "html" else int(s.overview["actions_open"]),
             waived=_localised(s.waived[:cap], settings.language),
             waived_total=s.waived_total,
             cap=cap,
@@ -850,7 +858,7 @@ def render_reports(
             path = out_dir / {"html": "audit.html", "pdf": "audit.pdf"}[fmt]
             with _timed(path.name), _failure(f"write {path}"):
                 medium: Medium = "html" if fmt == "html" else "pdf"
-                cap_here = HTML_LIST_CAP if medium == "html" else settings.pdf_top_n
+                cap_here = _medium_cap(medium, settings)
                 assert data is not None
                 ctx = _context(
                     data,
@@ -915,7 +923,7 @@ def report_html(
     root = settings.project_root
     static_dir = root / "reports" / "static"
     env = build_environment(settings.timezone, root / "reports" / "templates", settings.language)
-    cap = HTML_LIST_CAP if medium == "html" else settings.pdf_top_n
+    cap = _medium_cap(medium, settings)
     con = connect(ledger_path, read_only=True, memory_limit=settings.duckdb_memory_limit)
     try:
         _check_views(con, root)
