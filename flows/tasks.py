@@ -14,7 +14,7 @@ from prefect.client.schemas.objects import State, TaskRun
 
 from hotpatch_audit import pipeline
 from hotpatch_audit.config import Settings
-from hotpatch_audit.errors import ConfigError, QueryError, SnapshotError
+from hotpatch_audit.errors import AuthError, ConfigError, QueryError, SnapshotError
 from hotpatch_audit.ledger import latest_run, open_reader
 from hotpatch_audit.pipeline import ExtractResult, LoadResult, RunContext
 
@@ -27,9 +27,10 @@ RENDER_TIMEOUT_S = 3600
 
 
 def _transient(task: Task[..., object], task_run: TaskRun, state: State[object]) -> bool:
-    """Retry a failed extract unless the failure is one a retry cannot fix (bad scope, query or snapshot)."""
+    """Retry a failed extract unless the failure is one a retry cannot fix: a bad scope, query or snapshot, or
+    a credential or permission Resource Graph refused (AuthError: fails in seconds, naming the credential chain)."""
     error = state.result(raise_on_failure=False)
-    return not isinstance(error, ConfigError | QueryError | SnapshotError | FileNotFoundError)
+    return not isinstance(error, AuthError | ConfigError | QueryError | SnapshotError | FileNotFoundError)
 
 
 @task(

@@ -8,6 +8,7 @@ files or error text. Figures are logged (pages, rows, quota left, waits), never 
 
 from __future__ import annotations
 
+import contextvars
 import email.utils
 import json
 import logging
@@ -24,7 +25,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from hotpatch_audit.catalog import QuerySpec, validate_query
-from hotpatch_audit.errors import ConfigError, SkipTokenExpiredError, SourceError
+from hotpatch_audit.errors import AuthError, ConfigError, SkipTokenExpiredError, SourceError
 from hotpatch_audit.sources import Page, Scope, page_body
 
 log = logging.getLogger(__name__)
@@ -820,7 +821,7 @@ class ArgSource:
             head += f" and the CA bundle {self.options.ca_bundle} does not make it trusted"
         return f"{head}: {_CA_HINT}"
 
-    def _auth_error(self, exc: BaseException) -> SourceError:
+    def _auth_error(self, exc: BaseException) -> AuthError:
         status = getattr(exc, "status_code", None)
         if self._chain == "static token":
             what = ("the static token (setting arg_token) was refused" if status
@@ -836,7 +837,7 @@ class ArgSource:
         else:
             what = f"the credential {self._chain} failed"
             hint = "Check the credential; the identity needs the Reader role at the scope"
-        return SourceError(redact(f"Resource Graph authentication or authorization failed{_status_text(status)}: "
+        return AuthError(redact(f"Resource Graph authentication or authorization failed{_status_text(status)}: "
                                   f"{what}. {hint}. Detail: {_short(exc, 2000)}", self._secrets))
 
     # -- concurrency ------------------------------------------------------------------------------
@@ -857,7 +858,9 @@ def run_concurrently(specs: Sequence[QuerySpec], work: Callable[[QuerySpec], R],
     if max_workers <= 1 or len(specs) <= 1:
         return {spec.name: work(spec) for spec in specs}
     with ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="arg") as pool:
-        futures = [(spec.name, pool.submit(work, spec)) for spec in specs]
+        # Each thread runs in a copy of the caller's context, so whatever the caller's context carries (a
+        # Prefect flow run's, for its log handler) reaches the log lines written on the threads.
+        futures = [(spec.name, pool.submit(contextvars.copy_context().run, work, spec)) for spec in specs]
         errors = [f.exception() for _, f in futures]
     first = next((e for e in errors if e is not None), None)
     if first is not None:

@@ -23,6 +23,11 @@ class SourceError(HotpatchAuditError):
     """A data source (Azure, snapshot, demo) failed; keeps the cause as __cause__."""
 
 
+class AuthError(SourceError):
+    """Resource Graph refused the credential or the identity's rights (401/403, no usable credential): the
+    message names the credential chain. A retry cannot fix it, so flows fail fast instead of retrying."""
+
+
 class SnapshotError(HotpatchAuditError):
     """A snapshot directory is malformed; the message names the file (and row)."""
 
