@@ -116,7 +116,7 @@ def test_auth_failure_fails_the_run_with_a_clear_message(rg_fleet_db: Path, tmp_
         result = _cli_run(emu, tmp_path, "2026-11-25T03:00Z")
         emu.token = env_token
     assert result.returncode == 3
-    assert "every query failed" in result.stderr and "static token" in result.stderr and "refused" in result.stderr.lower()
+    assert "authentication or authorization failed" in result.stderr and "static token" in result.stderr and "refused" in result.stderr.lower()
     assert "wrong-token" not in result.stderr
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from hotpatch_audit import __version__
 from hotpatch_audit.arg import run_concurrently
 from hotpatch_audit.catalog import QuerySpec
-from hotpatch_audit.errors import HotpatchAuditError, SkipTokenExpiredError, SnapshotError
+from hotpatch_audit.errors import AuthError, HotpatchAuditError, SkipTokenExpiredError, SnapshotError
 from hotpatch_audit.files import (
     SUMS_NAME,
     atomic_write_bytes,
@@ -143,8 +143,10 @@ def _extract_into(
                 result.error = f"received {result.rows} rows of {result.total_records} announced"
             else:
                 result.complete = True
-        except SnapshotError:
-            raise  # a malformed saved snapshot is bad input, not a collection gap: fail the run
+        except (SnapshotError, AuthError):
+            # A malformed saved snapshot is bad input, and a refused credential fails every query alike: not a
+            # collection gap, so the run fails at once (the flow's extract task does not retry either).
+            raise
         except HotpatchAuditError as exc:
             result.error = str(exc)
             # recorded in the manifest and meta.query_stats, and summed up by the caller (CLI: one line)
