@@ -16,7 +16,7 @@ from typing import Any, Literal
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
-from flows import tasks
+from flows import observe, tasks
 from hotpatch_audit.config import Settings
 from hotpatch_audit.errors import HotpatchAuditError
 from hotpatch_audit.pipeline import (
@@ -25,6 +25,7 @@ from hotpatch_audit.pipeline import (
     RunOutcome,
     RunRequest,
     check_render_settings,
+    check_scheduled_request,
     describe_failure,
     fail_run,
     plan_run,
@@ -40,11 +41,21 @@ def settings_from(**overrides: Any) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None and v != []})
 
 
-@flow(name="monthly-audit")
+class RunIncompleteError(HotpatchAuditError):
+    """The run closed incomplete: its reports are written (they say what is missing) and the flow run fails, as
+    the CLI exits 1. Carries the outcome, so a parent flow (tenants-audit) still finds the report."""
+
+    def __init__(self, outcome: RunOutcome) -> None:
+        super().__init__(f"run {outcome.run_id} is {outcome.status}: {outcome.error}")
+        self.outcome = outcome
+
+
+@flow(name="monthly-audit", on_failure=[observe.notify_failure], on_crashed=[observe.notify_failure])
 def monthly_audit(
     source: Literal["demo", "snapshot", "arg"] | None = None,
     subscriptions: list[str] | None = None,
     management_groups: list[str] | None = None,
+    tenants: list[str] | None = None,
     as_of: datetime | None = None,
     formats: list[Format] | None = None,
     language: Literal["en", "ja"] | None = None,
@@ -55,13 +66,20 @@ def monthly_audit(
     ledger_path: Path | None = None,
     out_dir: Path | None = None,
     work_dir: Path | None = None,
+    label: str | None = None,
 ) -> RunOutcome:
-    """Audit one scope as of one time and write its reports; the run is recorded in the ledger."""
+    """Audit one scope as of one time and write its reports; the run is recorded in the ledger.
+
+    A monthly run (is_monthly, the scheduled deployment) must read Resource Graph (source arg) with its scope
+    named; as_of defaults to the flow run's scheduled start time. `label` (a tenant's name in tenants-audit)
+    keys the run's artifacts.
+    """
     logger = get_run_logger()
     settings = settings_from(
         source=source,
         subscriptions=subscriptions,
         management_groups=management_groups,
+        arg_tenants=tenants,
         formats=formats,
         language=language,
         timezone=timezone,
@@ -75,13 +93,16 @@ def monthly_audit(
         source=settings.source,
         subscriptions=tuple(settings.subscriptions),
         management_groups=tuple(settings.management_groups),
-        as_of=as_of,
+        tenants=tuple(settings.arg_tenants),
+        as_of=as_of or observe.scheduled_as_of(),
         is_monthly=is_monthly,
         snapshot_dir=settings.snapshot_dir,
     )
     # Checked before anything is registered: bad input leaves the ledger as it was.
+    check_scheduled_request(request)
     ctx = plan_run(settings, request)
     check_render_settings(settings)
+    gate = observe.resource_graph_gate(settings)
     # Runs of the same scope and as-of take turns from registering to closing.
     with run_turn(settings, ctx, on_wait=logger.warning):
         start_run(settings, request, ctx)
@@ -89,7 +110,7 @@ def monthly_audit(
             "run %s: source=%s scope=%s as_of=%s", ctx.run_id, ctx.source, ctx.scope, ctx.as_of.isoformat()
         )
         try:
-            extracted = tasks.extract(settings, ctx)
+            extracted = tasks.extract(settings, ctx, gate)
             loaded = tasks.load(settings, ctx, extracted)
             status, findings = tasks.audit(settings, ctx, extracted.complete)
         except BaseException as exc:
@@ -104,9 +125,10 @@ def monthly_audit(
     if extracted.errors:
         outcome.error = "; ".join(f"{name}: {error}" for name, error in sorted(extracted.errors.items()))
     _summarize(outcome, extracted.rows, loaded.rows)
+    observe.publish_run(settings, outcome, label=label)
     if outcome.exit_code != EXIT_OK:
         # Reports are written and say what is missing; the flow still fails, as the CLI exits non-zero.
-        raise HotpatchAuditError(f"run {ctx.run_id} is {status}: {outcome.error}")
+        raise RunIncompleteError(outcome)
     return outcome
 
 
@@ -127,11 +149,10 @@ def _summarize(outcome: RunOutcome, extracted: dict[str, int], loaded: dict[str,
         "|---|---:|---:|",
     ]
     lines += [f"| {name} | {rows:,} | {loaded.get(name, 0):,} |" for name, rows in sorted(extracted.items())]
-    lines += ["", "**Reports**", ""] + [f"- `{p}`" for p in outcome.report_paths]
     if outcome.error:
         lines += ["", f"**Incomplete:** {outcome.error}"]
     create_markdown_artifact("\n".join(lines), key="audit-run", description=f"Audit run {outcome.run_id}")
 
 
 if __name__ == "__main__":
-    monthly_audit(source="demo", demo_machines=500)
+    monthly_audit(source="demo", demo_machines=500, is_monthly=False)

@@ -6,6 +6,7 @@ every task body is a call or two, so the CLI and the flows run the same code.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from prefect import Task, task
@@ -42,9 +43,10 @@ def _transient(task: Task[..., object], task_run: TaskRun, state: State[object])
     timeout_seconds=EXTRACT_TIMEOUT_S,
     cache_policy=NO_CACHE,
 )
-def extract(settings: Settings, ctx: RunContext) -> ExtractResult:
-    """Run every KQL file through the run's source into a snapshot directory."""
-    return pipeline.extract_stage(settings, ctx)
+def extract(settings: Settings, ctx: RunContext, gate: Callable[[], None] | None = None) -> ExtractResult:
+    """Run every KQL file through the run's source into a snapshot directory; `gate` (source arg) takes a slot
+    of the shared Resource Graph rate limit before each request."""
+    return pipeline.extract_stage(settings, ctx, before_request=gate)
 
 
 @task(name="load", task_run_name="load-{ctx.run_id}", timeout_seconds=LOAD_TIMEOUT_S, cache_policy=NO_CACHE)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ from flows import tasks
 from flows.monthly_audit import monthly_audit
 from flows.on_demand_report import on_demand_report
 from hotpatch_audit import pipeline
-from hotpatch_audit.errors import ConfigError, SnapshotError, SourceError
+from hotpatch_audit.errors import AuthError, ConfigError, SnapshotError, SourceError
 from hotpatch_audit.ledger import latest_run, open_reader
 
 AS_OF = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
@@ -43,9 +46,10 @@ def workspace(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 
 @pytest.fixture(scope="module")
 def good_run(workspace: dict[str, Path]) -> State[Any]:
-    """A monthly demo audit through the flow, as the scheduled deployment runs it."""
+    """A demo audit through the flow, as the on-demand deployment runs it (a monthly run needs source arg)."""
     return monthly_audit(
         source="demo",
+        is_monthly=False,
         as_of=AS_OF,
         demo_machines=MACHINES,
         formats=["html", "pdf", "csv"],
@@ -158,6 +162,7 @@ def test_missing_snapshot_fails_before_touching_the_ledger(
     state = monthly_audit(
         source="snapshot",
         snapshot_dir=workspace["work_dir"] / "no-such-snapshot",
+        is_monthly=False,
         return_state=True,
         **workspace,
     )
@@ -182,7 +187,8 @@ def test_failed_extract_marks_the_run_failed_and_keeps_the_previous_run(
     # registered the run: the flow must call fail_run and re-raise. Same scope and as-of as the good
     # run, so a wrong "replace earlier runs" would show too.
     monkeypatch.setattr(pipeline, "extract_stage", broken_extract)
-    state = monthly_audit(source="demo", as_of=AS_OF, demo_machines=MACHINES, return_state=True, **workspace)
+    state = monthly_audit(source="demo", as_of=AS_OF, demo_machines=MACHINES, is_monthly=False, return_state=True,
+                          **workspace)
 
     assert state.is_failed()
     after = ledger_runs(workspace["ledger_path"])
@@ -201,9 +207,98 @@ def test_failed_extract_marks_the_run_failed_and_keeps_the_previous_run(
         (SourceError("Resource Graph answered 503"), True),
         (TimeoutError("read timed out"), True),
         (SnapshotError("page-00001.json: not valid JSON"), False),
+        (AuthError("Resource Graph authentication or authorization failed (HTTP 401): the static token was refused"),
+         False),
         (ConfigError("unknown subscription"), False),
     ],
 )
 def test_extract_retries_only_transient_errors(error: Exception, retried: bool) -> None:
     assert tasks.extract.retry_condition_fn is not None
     assert tasks.extract.retry_condition_fn(tasks.extract, None, Failed(data=error)) is retried  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({}, "a monthly run needs source arg"),  # a deployment left without settings: not the demo fleet
+        ({"source": "demo"}, "a monthly run needs source arg"),
+        ({"source": "arg"}, "a monthly run needs its scope named"),
+    ],
+)
+def test_a_monthly_run_needs_a_production_source_and_scope(
+    params: dict[str, str], message: str, workspace: dict[str, Path], good_run: State[Any]
+) -> None:
+    before = ledger_runs(workspace["ledger_path"])
+    state = monthly_audit(**params, as_of=AS_OF, return_state=True, **workspace)  # type: ignore[arg-type]
+    assert state.is_failed()
+    with pytest.raises(ConfigError, match=message):
+        state.result()
+    assert ledger_runs(workspace["ledger_path"]) == before  # refused before a run was registered
+
+
+def flow_run_logs(state: State[Any]) -> list[str]:
+    """The messages the flow run's logs hold in the Prefect API (what the UI shows)."""
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    flow_run_id = state.state_details.flow_run_id
+    assert flow_run_id is not None
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+    return [entry.message for entry in logs]
+
+
+def test_log_lines_written_on_extract_threads_reach_the_flow_run(good_run: State[Any]) -> None:
+    from hotpatch_audit.catalog import load_queries
+    from hotpatch_audit.config import PROJECT_ROOT
+
+    messages = flow_run_logs(good_run)
+    # "query <name>: N pages, ..." is logged by each query's worker thread (arg_max_workers = 4)
+    for spec in load_queries(PROJECT_ROOT):
+        assert any(m.startswith(f"query {spec.name}: ") and "complete=True" in m for m in messages), spec.name
+
+
+def test_the_run_publishes_its_figures_and_a_link_to_its_report(good_run: State[Any]) -> None:
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    outcome = good_run.result()
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[good_run.state_details.flow_run_id])))
+    by_key = {a.key: a for a in artifacts}
+    table = by_key["audit-figures"]
+    assert table.type == "table"
+    figures = {row["figure"]: row["value"] for row in json.loads(str(table.data))}
+    assert figures["run"] == outcome.run_id and figures["status"] == "succeeded"
+    assert figures["queries complete"] == "10 of 10"
+    assert figures["machines in scope"] == str(MACHINES)
+    report = next(p for p in outcome.report_paths if p.name == "audit.html")
+    assert report.resolve().as_uri() in str(by_key["audit-report"].data)
+
+
+def test_a_failed_run_is_posted_to_the_webhook(
+    workspace: dict[str, Path], good_run: State[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    received: list[dict[str, Any]] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        monkeypatch.setenv("HOTPATCH_AUDIT_NOTIFY_WEBHOOK_URL", f"http://127.0.0.1:{server.server_port}/hook")
+        state = monthly_audit(source="demo", as_of=AS_OF, return_state=True, **workspace)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert state.is_failed()
+    [payload] = received
+    assert payload["state"] == "FAILED" and payload["flow"] == "monthly-audit"
+    assert "a monthly run needs source arg" in payload["message"] and payload["text"].startswith("hotpatch-audit:")

@@ -87,6 +87,19 @@ class Settings(BaseSettings):
                                          le=86_400, allow_inf_nan=False)
     arg_read_timeout: float = Field(60.0, description="Seconds to wait for a Resource Graph response.", gt=0,
                                     le=3_600, allow_inf_nan=False)
+    arg_rate_limit_name: str | None = Field(
+        "resource-graph", description="Prefect global rate limit that every flow run reading Resource Graph with "
+        "one identity takes a slot from before each request, so concurrent runs (tenants, workers) stay within "
+        "the identity's quota together; created on first use with arg_rate_limit_burst and "
+        "arg_rate_limit_per_second (an existing limit keeps its values). Use one name per Azure identity; empty: "
+        "no shared limit (each run paces itself from the quota headers). Flows only; the CLI paces itself.",
+        max_length=100, pattern=r"^$|^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    arg_rate_limit_burst: int = Field(
+        2, description="Slots of the shared rate limit (requests that may start at once).", ge=1, le=15)
+    arg_rate_limit_per_second: float = Field(
+        2.5, description="Requests per second the shared rate limit lets through after the burst. Resource Graph "
+        "allows 15 requests per 5 s per identity; the burst plus 5 s at this rate (2 + 12.5) stays below it.",
+        gt=0, le=3.0, allow_inf_nan=False)
     # Demo fleet
     demo_machines: int = Field(500, description="Machines in the demo fleet.", ge=1, le=200_000)
     demo_seed: int = Field(20251014, description="Seed of the demo fleet generator (same seed, same fleet).")
@@ -151,6 +164,15 @@ class Settings(BaseSettings):
         False, description="Also write the complete findings.csv and machine_months.csv (every row, pass included; "
         "about 1.5 GB and 0.9 GB at 100,000 machines). Off: the CSV exports are the registers, open_actions.csv and "
         "exceptions.csv (non-pass rows only), and the complete detail is in the Parquet files.")
+    report_base_url: str | None = Field(
+        None, description="URL under which out_dir is published to readers (a web server or share in front of it); "
+        "the Prefect flow's link artifact points to <report_base_url>/<run id>/audit.html. Unset: a file:// link "
+        "on the worker.", max_length=2000, pattern=r"^https?://[^\s]+$")
+    notify_webhook_url: SecretStr | None = Field(
+        None, description="Webhook (Teams, Slack or any JSON endpoint) the Prefect flows POST to when a run fails, "
+        "crashes or ends incomplete: {\"text\": ...} plus the flow run, state and message. Environment only "
+        "(the URL is a secret), never logged or written; unset: no notification (or use the Prefect automation "
+        "in deploy/automations.yaml).")
     report_author: str = Field(
         "hotpatch-audit", description="Author of the reports: the PDF's /Author and the HTML's author meta tag, "
         "e.g. your team's name.", min_length=1, max_length=200)

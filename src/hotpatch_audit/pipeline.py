@@ -9,7 +9,7 @@ import logging
 import uuid
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -232,8 +232,9 @@ def run_turn(
                      timeout=settings.lock_timeout_seconds, on_wait=on_wait, holder=f"run {ctx.run_id}")
 
 
-def make_source(settings: Settings, ctx: RunContext) -> Source:
-    """The data source for a run."""
+def make_source(settings: Settings, ctx: RunContext, before_request: Callable[[], None] | None = None) -> Source:
+    """The data source for a run. `before_request` (arg only) is called before every Resource Graph request: the
+    flows pass a Prefect rate limit shared by all runs of one identity."""
     if ctx.source == "demo":
         return EmulatedDemoSource(demo_fleet(settings, ctx.as_of), Scope.parse(ctx.scope), as_of=ctx.as_of,
                                   cert_dir=settings.path(settings.work_dir) / "emulator-tls",
@@ -243,7 +244,10 @@ def make_source(settings: Settings, ctx: RunContext) -> Source:
     if ctx.source == "arg":
         from hotpatch_audit.arg import ArgSource
 
-        return ArgSource.from_settings(settings, Scope.parse(ctx.scope))
+        source = ArgSource.from_settings(settings, Scope.parse(ctx.scope))
+        if before_request is not None:
+            source.options = replace(source.options, before_request=before_request)
+        return source
     raise ConfigError(f"unknown source {ctx.source!r}")
 
 
@@ -273,11 +277,11 @@ def demo_fleet(settings: Settings, as_of: datetime) -> Path:
 
 def extract_stage(
     settings: Settings, ctx: RunContext, on_page: Callable[[str, int, int], None] | None = None,
-    save_dir: Path | None = None,
+    save_dir: Path | None = None, before_request: Callable[[], None] | None = None,
 ) -> ExtractResult:
     """Run every KQL file through the run's source; pages land in a snapshot directory."""
     specs = load_queries(settings.project_root)
-    source = make_source(settings, ctx)
+    source = make_source(settings, ctx, before_request)
     directory = save_dir or (ctx.work_dir / "snapshot")
     try:
         snap = extract_to_snapshot(source, specs, directory, as_of=ctx.as_of, project_root=settings.project_root,
@@ -502,6 +506,62 @@ def run_audit(
                                             snapshot_dir=extracted.snapshot_dir if save_snapshot else None,
                                             per_owner=per_owner)
     return outcome
+
+
+def check_scheduled_request(request: RunRequest) -> None:
+    """A monthly run of record (the scheduled deployment) must read a real tenant: source arg and a scope named
+    explicitly. Without this a deployment left without settings would audit the demo fleet as the month's run."""
+    if not request.is_monthly:
+        return
+    if request.source != "arg":
+        raise ConfigError(
+            f"a monthly run needs source arg (Azure Resource Graph), not {request.source!r}: give the deployment "
+            "the parameter source=arg or the worker HOTPATCH_AUDIT_SOURCE=arg, with the scope; audit the demo "
+            "fleet or a snapshot with is_monthly=false (deployment monthly-audit/on-demand)")
+    if not (request.subscriptions or request.management_groups or request.tenants):
+        raise ConfigError(
+            "a monthly run needs its scope named: subscriptions, management groups or tenants (parameters "
+            "subscriptions / management_groups / tenants, or the worker's HOTPATCH_AUDIT_SUBSCRIPTIONS, "
+            "HOTPATCH_AUDIT_MANAGEMENT_GROUPS or HOTPATCH_AUDIT_ARG_TENANTS); a whole tenant is named by its id")
+
+
+def run_figures(settings: Settings, run_id: str) -> list[tuple[str, str]]:
+    """The run's key figures and completeness as (figure, value) text pairs, for a flow's table artifact."""
+    from hotpatch_audit.ledger import open_reader
+
+    with open_reader(settings.path(settings.ledger_path), timeout=settings.lock_timeout_seconds,
+                     memory_limit=settings.duckdb_memory_limit) as con:
+        run = con.execute("SELECT status, source, scope, as_of, coalesce(note, error, '') FROM meta.runs "
+                          "WHERE run_id = ?", [run_id]).fetchone()
+        if run is None:
+            raise ConfigError(f"no run {run_id} in the ledger")
+        stats = con.execute("SELECT count(*), count(*) FILTER (WHERE complete), coalesce(sum(rows_received), 0), "
+                            "string_agg(query_name, ', ' ORDER BY query_name) FILTER (WHERE NOT complete) "
+                            "FROM meta.query_stats WHERE run_id = ?", [run_id]).fetchone()
+        kpis = con.execute("SELECT kpi, unit, value FROM report.summary_kpis WHERE run_id = ? ORDER BY kpi_order",
+                           [run_id]).fetchall()
+    assert stats is not None
+    status, source, scope, as_of, note = run
+    rows = [("run", run_id), ("status", str(status)), ("source", str(source)), ("scope", str(scope)),
+            ("as of (UTC)", f"{as_of:%Y-%m-%d %H:%M}"),
+            ("queries complete", f"{stats[1]} of {stats[0]}"), ("rows received", f"{int(stats[2]):,}")]
+    if stats[3]:
+        rows.append(("incomplete queries", str(stats[3])))
+    if note:
+        rows.append(("note", str(note)[:500]))
+    for kpi, unit, value in kpis:
+        if value is None:
+            text = "n/a"
+        elif unit == "rate":
+            text = f"{value:.1%}"
+        elif unit == "minutes":
+            text = f"{value / 60:,.1f} h"
+        elif unit == "usd":
+            text = f"USD {value:,.0f}"
+        else:
+            text = f"{value:,.0f}"
+        rows.append((str(kpi).replace("_", " "), text))
+    return rows
 
 
 def check_render_settings(settings: Settings) -> None:
