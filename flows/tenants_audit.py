@@ -30,8 +30,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from flows import observe
 from flows.monthly_audit import Format, RunIncompleteError, monthly_audit, settings_from
+from hotpatch_audit.config import check_time_zone
 from hotpatch_audit.errors import ConfigError, HotpatchAuditError
 from hotpatch_audit.pipeline import describe_failure
+from hotpatch_audit.sources import Scope
 
 MAX_PARALLEL = 3  # tenants audited at once by default; the shared rate limit paces their requests together
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$")
@@ -56,6 +58,11 @@ class Tenant(BaseModel):
         if not _NAME.match(value) or value in {".", ".."} or value.lower() == "rollup":
             raise ValueError(f"{value[:70]!r} is not a tenant name: letters, digits, . - _ (max 63), not 'rollup'")
         return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str | None) -> str | None:
+        return None if value is None else check_time_zone(value)
 
     def scope(self) -> dict[str, list[str]]:
         """The child run's scope parameters (one of tenants, subscriptions, management groups)."""
@@ -102,6 +109,7 @@ def check_tenants(tenants: list[Tenant]) -> list[Tenant]:
     seen: set[str] = set()
     for tenant in tenants:
         tenant.scope()
+        Scope.for_azure(tenant.subscriptions, tenant.management_groups)  # GUIDs and group names, checked up front
         if tenant.name.lower() in seen:
             raise ConfigError(f"tenant name {tenant.name!r} is given twice")
         seen.add(tenant.name.lower())

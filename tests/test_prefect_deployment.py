@@ -65,12 +65,14 @@ def test_deployments_share_one_process_pool_and_name_real_entrypoints() -> None:
     data = prefect_yaml()
     assert data["pull"] == [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ $PWD }}"}}]
     names = {d["name"] for d in data["deployments"]}
-    assert names == {"monthly", "on-demand", "re-render"}
+    assert names == {"monthly", "on-demand", "monthly-tenants", "re-render"}
     for d in data["deployments"]:
         assert d["work_pool"]["name"] == POOL
         path, _, function = d["entrypoint"].partition(":")
         assert f"def {function}(" in (ROOT / path).read_text(encoding="utf-8")
     assert deployment("monthly")["parameters"]["is_monthly"] is True
+    tenants = deployment("monthly-tenants")
+    assert tenants["parameters"]["is_monthly"] is True and tenants["schedules"] == deployment("monthly")["schedules"]
     on_demand = deployment("on-demand")["parameters"]
     assert on_demand["is_monthly"] is False
     assert {"subscriptions", "management_groups", "as_of", "formats", "language"} <= set(on_demand)
