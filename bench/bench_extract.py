@@ -43,11 +43,12 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     sys.path.insert(0, str(ROOT / "src"))
-    from hotpatch_audit.arg import ArgOptions, ArgSource, run_concurrently
+    from hotpatch_audit.arg import ArgOptions, ArgSource
     from hotpatch_audit.catalog import QuerySpec, load_queries
+    from hotpatch_audit.concurrency import run_concurrently
     from hotpatch_audit.config import Settings
-    from hotpatch_audit.emulator import ResourceGraphEmulator
-    from hotpatch_audit.pipeline import demo_fleet
+    from hotpatch_audit.demo.emulator import ResourceGraphEmulator
+    from hotpatch_audit.demo.source import demo_fleet
     from hotpatch_audit.sources import Scope
 
     t0 = time.perf_counter()

@@ -27,12 +27,12 @@ def one(size: int) -> dict[str, float]:
     """Run every stage once for `size` machines; return seconds per stage and peak RSS in MB."""
     sys.path.insert(0, str(ROOT / "src"))
     from hotpatch_audit.config import Settings
+    from hotpatch_audit.demo.source import demo_fleet
     from hotpatch_audit.duck import connect
     from hotpatch_audit.manifest import run_facts, write_manifest
     from hotpatch_audit.pipeline import (
         RunRequest,
         audit_stage,
-        demo_fleet,
         extract_stage,
         load_stage,
         start_run,

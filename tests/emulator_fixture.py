@@ -70,7 +70,7 @@ def fleet_subscriptions(db_path: Path) -> list[str]:
 def rg_fleet_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small demo fleet (300 machines, as of 2026-11-25T03:00Z) as Resource Graph tables in DuckDB."""
     from hotpatch_audit.config import Settings
-    from hotpatch_audit.pipeline import demo_fleet
+    from hotpatch_audit.demo.source import demo_fleet
 
     base = tmp_path_factory.mktemp("rg-fleet")
     settings = Settings(work_dir=base / "work", ledger_path=base / "ledger.duckdb", out_dir=base / "reports",
@@ -91,7 +91,7 @@ def rg_cert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture
 def rg_emulator_factory(rg_fleet_db: Path, rg_cert_dir: Path) -> Iterator[Callable[..., Any]]:
     """Start emulators with any settings; each is stopped when the test ends."""
-    from hotpatch_audit.emulator import ResourceGraphEmulator
+    from hotpatch_audit.demo.emulator import ResourceGraphEmulator
 
     subs = fleet_subscriptions(rg_fleet_db)
     started: list[ResourceGraphEmulator] = []

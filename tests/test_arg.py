@@ -24,11 +24,11 @@ from hotpatch_audit.arg import (
     parse_retry_after,
     parse_timespan,
     redact,
-    run_concurrently,
     targets_for,
     tenants_scope,
 )
 from hotpatch_audit.catalog import QuerySpec
+from hotpatch_audit.concurrency import run_concurrently
 from hotpatch_audit.errors import ConfigError
 from hotpatch_audit.sources import Scope
 
@@ -388,8 +388,6 @@ def test_multi_page_result_equals_the_table_row_for_row(rg_emulator, specs, expe
 
 
 def test_pacing_makes_no_429_in_steady_state(rg_emulator, specs, expected) -> None:  # type: ignore[no-untyped-def]
-    from hotpatch_audit.arg import run_concurrently
-
     names = QUERY_NAMES
     with source_for(rg_emulator, page_size=10, max_workers=4) as src:
         got = run_concurrently([specs[n] for n in names], lambda s: rows_of(src, s)[0], max_workers=4)
@@ -447,6 +445,48 @@ def test_5xx_drops_and_malformed_bodies_recover_exactly(rg_emulator, specs, expe
         rows, _ = rows_of(src, specs["azure_vms"])
     assert rows == expected["azure_vms"]
     assert rg_emulator.stats.faults_served >= 1 and len(rg_emulator.faults) == 0
+
+
+def test_before_request_runs_before_every_attempt_once_the_pacer_lets_it_go(rg_emulator, specs, expected) -> None:  # type: ignore[no-untyped-def]
+    rg_emulator.faults.add("503", 2)
+    rg_emulator.faults.add("throttle", 1, resets_after=0.2)
+    calls: list[tuple[int, int]] = []  # (requests the emulator had seen, pacer grants) at each call
+
+    def hook() -> None:
+        calls.append((len(rg_emulator.request_log()), src.pacer(None).stats.grants))
+
+    with source_for(rg_emulator, page_size=100, before_request=hook) as src:
+        rows, pages = rows_of(src, specs["azure_vms"])
+    assert rows == expected["azure_vms"]
+    sent = rg_emulator.request_log()
+    assert len(sent) == len(pages) + 3 == src.stats.requests  # two 503s and a 429 were retried
+    assert calls == [(n, n + 1) for n in range(len(sent))]  # before each request, after its pacer grant
+    assert "before_request" not in repr(src.options) and "hook" not in repr(src.options)
+
+
+def test_before_request_failing_sends_nothing_and_frees_the_pacer(rg_emulator, specs) -> None:  # type: ignore[no-untyped-def]
+    def hook() -> None:
+        raise TimeoutError("no slot of the shared rate limit")
+
+    with source_for(rg_emulator, before_request=hook) as src, pytest.raises(TimeoutError, match="no slot"):
+        rows_of(src, specs["azure_vms"])
+    assert rg_emulator.request_log() == [] and src.stats.requests == 0
+    ticket, _ = src.pacer(None).reserve()
+    assert ticket is not None  # the slot it held was given back
+
+
+def test_before_request_is_not_a_setting(settings) -> None:  # type: ignore[no-untyped-def]
+    from hotpatch_audit.pipeline import RunContext, make_source
+
+    assert ArgOptions.from_settings(settings).before_request is None
+    ctx = RunContext(run_id="r1", source="arg", scope="tenant", as_of=datetime(2026, 11, 25, 3, tzinfo=UTC),
+                     snapshot_dir=None, work_dir=settings.work_dir)
+
+    def hook() -> None:
+        pass
+
+    source = make_source(settings, ctx, before_request=hook)
+    assert source.options.before_request is hook  # type: ignore[attr-defined]
 
 
 def test_a_truncated_result_is_reported_incomplete(rg_emulator, specs, expected, tmp_path) -> None:  # type: ignore[no-untyped-def]

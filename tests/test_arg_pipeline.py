@@ -17,9 +17,9 @@ from duckdb_kql.engine import schema
 
 from hotpatch_audit.catalog import load_queries
 from hotpatch_audit.config import Settings
+from hotpatch_audit.demo.emulator import ResourceGraphEmulator
+from hotpatch_audit.demo.source import demo_fleet
 from hotpatch_audit.duck import connect
-from hotpatch_audit.emulator import ResourceGraphEmulator
-from hotpatch_audit.pipeline import demo_fleet
 
 ROOT = Path(__file__).resolve().parents[1]
 AS_OF = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)

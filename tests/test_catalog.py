@@ -10,8 +10,8 @@ import pytest
 
 from hotpatch_audit import audit_meta
 from hotpatch_audit.analyze import apply_sql
-from hotpatch_audit.argtables import create_arg_tables
 from hotpatch_audit.catalog import QuerySpec, header, load_queries, validate_query
+from hotpatch_audit.demo.argtables import create_arg_tables
 from hotpatch_audit.errors import QueryError
 
 ROOT = Path(__file__).resolve().parents[1]

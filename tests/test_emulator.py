@@ -237,7 +237,7 @@ def test_401_without_or_with_wrong_token(rg_emulator: Any) -> None:
 
 
 def test_any_token_gives_separate_identities(rg_emulator_factory: Any) -> None:
-    from hotpatch_audit.emulator import identity_of
+    from hotpatch_audit.demo.emulator import identity_of
 
     emu = rg_emulator_factory(accept_any_token=True, quota_per_window=3, window_seconds=30)
     a, b = make_client(emu, token="identity-a"), make_client(emu, token="identity-b")
@@ -489,6 +489,49 @@ def test_control_endpoint(rg_emulator: Any) -> None:
     assert rg_emulator.stats.requests == 0
 
 
+def test_request_log_lists_every_query_request_with_time_identity_and_status(rg_emulator_factory: Any) -> None:
+    emu = rg_emulator_factory(quota_per_window=2, window_seconds=30)
+    auth = {"Authorization": f"Bearer {EMULATOR_TOKEN}"}
+    verify = str(emu.ca_bundle)
+    client = make_client(emu)
+    assert emu.request_log() == []
+    before = time.time()
+    _query(client, IDS, top=1)
+    with pytest.raises(ClientAuthenticationError):
+        _query(make_client(emu, token="wrong-token"), IDS)
+    emu.faults.add("503")
+    with pytest.raises(HttpResponseError):
+        _query(client, IDS, top=1)
+    with pytest.raises(HttpResponseError):  # the quota of 2 is used up
+        _query(client, IDS, top=1)
+    assert requests.get(f"{emu.url}/_emulator/stats", headers=auth, verify=verify, timeout=10).ok  # not logged
+    log = emu.request_log()
+    assert [(who, status) for _, who, status in log] == [
+        (emu.identity, 200), ("", 401), (emu.identity, 503), (emu.identity, 429)]
+    assert all(before <= t <= time.time() for t, _, _ in log)
+    log.clear()
+    assert len(emu.request_log()) == 4  # a copy
+
+    served = requests.get(f"{emu.url}/_emulator/requests", headers=auth, verify=verify, timeout=10)
+    assert served.json() == [{"time": t, "identity": who, "status": status} for t, who, status in emu.request_log()]
+    assert requests.get(f"{emu.url}/_emulator/requests", verify=verify, timeout=10).status_code == 401
+    assert requests.delete(f"{emu.url}/_emulator/requests", headers=auth, verify=verify, timeout=10).ok
+    assert emu.request_log() == [] and emu.stats.requests == 3  # the stats stay
+
+    def one_request() -> None:
+        with pytest.raises(HttpResponseError):
+            _query(make_client(emu), IDS, top=1)
+
+    threads = [threading.Thread(target=one_request) for _ in range(8)]  # all throttled, logged from 8 threads
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [status for _, _, status in emu.request_log()] == [429] * 8
+    emu.reset()
+    assert emu.request_log() == []
+
+
 def test_stats_count_pages_and_rows(rg_emulator: Any) -> None:
     rows, responses = _all_pages(make_client(rg_emulator), IDS, top=100)
     mine = rg_emulator.stats.identity(rg_emulator.identity)
@@ -532,7 +575,7 @@ def test_serve_cli_prints_url_ca_and_token(rg_fleet_db: Path, tmp_path: Path) ->
     import subprocess
     import sys
 
-    code = ("import sys; from hotpatch_audit.emulator import serve; "
+    code = ("import sys; from hotpatch_audit.demo.emulator import serve; "
             "serve(sys.argv[1], '127.0.0.1', 0, 'cli-token', 15, True, 0, sys.argv[2])")
     proc = subprocess.Popen([sys.executable, "-c", code, str(rg_fleet_db), str(tmp_path / "tls")],
                             stdout=subprocess.PIPE, text=True)

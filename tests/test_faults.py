@@ -346,8 +346,8 @@ def _start_driver(pool: ThreadPoolExecutor, base: Base, point: str, case: Case,
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Base]:
-    from hotpatch_audit.emulator import ResourceGraphEmulator
-    from hotpatch_audit.pipeline import demo_fleet
+    from hotpatch_audit.demo.emulator import ResourceGraphEmulator
+    from hotpatch_audit.demo.source import demo_fleet
 
     root = tmp_path_factory.mktemp("faults")
     settings = Settings(ledger_path=root / "base" / "ledger.duckdb", out_dir=root / "base" / "reports",

@@ -11,9 +11,9 @@ import duckdb
 import duckdb_kql
 import pytest
 
-from hotpatch_audit.argtables import ARG_TABLES
 from hotpatch_audit.config import PROJECT_ROOT
-from hotpatch_audit.fleet import generate_fleet
+from hotpatch_audit.demo.argtables import ARG_TABLES
+from hotpatch_audit.demo.fleet import generate_fleet
 
 NOV = datetime(
     2025, 11, 20, 6, 0, tzinfo=UTC

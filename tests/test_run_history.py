@@ -69,7 +69,7 @@ def test_a_failed_run_changes_no_later_judgement(tmp_path: Path) -> None:
     assert (outcomes, findings) == _judgement(clean, "nov")
     assert any(o[1] == "avoided" for o in outcomes), "the history must judge something for the test to mean it"
     error = _rows(faulted, "SELECT error FROM meta.runs WHERE run_id = 'broken'")[0][0]
-    assert isinstance(error, str) and error.startswith("SourceError: ")
+    assert isinstance(error, str) and error.startswith("AuthError: ")
 
 
 def _incomplete(snap: Path) -> Path:

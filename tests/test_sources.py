@@ -41,9 +41,9 @@ def test_demo_pages_are_resource_graph_shaped_and_complete(demo_history: tuple[S
 
 def test_demo_source_pages_at_1000_rows_through_emulator_and_sdk(tmp_path: Path) -> None:
     """2,500 Arc machines come back as pages of 1,000, 1,000 and 500, in id order, none lost or repeated."""
-    from hotpatch_audit.argtables import create_arg_tables
     from hotpatch_audit.catalog import load_queries
-    from hotpatch_audit.sources import EmulatedDemoSource
+    from hotpatch_audit.demo.argtables import create_arg_tables
+    from hotpatch_audit.demo.source import EmulatedDemoSource
 
     db = tmp_path / "arg.duckdb"
     con = duckdb.connect(str(db))

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from hotpatch_audit import __version__
-from hotpatch_audit.arg import run_concurrently
 from hotpatch_audit.catalog import QuerySpec
+from hotpatch_audit.concurrency import run_concurrently
 from hotpatch_audit.errors import AuthError, HotpatchAuditError, SkipTokenExpiredError, SnapshotError
 from hotpatch_audit.files import (
     SUMS_NAME,

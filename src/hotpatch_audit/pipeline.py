@@ -21,7 +21,7 @@ from hotpatch_audit.catalog import load_queries
 from hotpatch_audit.config import Settings
 from hotpatch_audit.errors import ConfigError, HotpatchAuditError, SourceError
 from hotpatch_audit.extract import Snapshot, extract_to_snapshot
-from hotpatch_audit.sources import EmulatedDemoSource, Scope, SnapshotSource, Source
+from hotpatch_audit.sources import Scope, SnapshotSource, Source
 
 if TYPE_CHECKING:
     from hotpatch_audit.waivers import WaiverFile
@@ -236,6 +236,8 @@ def make_source(settings: Settings, ctx: RunContext, before_request: Callable[[]
     """The data source for a run. `before_request` (arg only) is called before every Resource Graph request: the
     flows pass a Prefect rate limit shared by all runs of one identity."""
     if ctx.source == "demo":
+        from hotpatch_audit.demo.source import EmulatedDemoSource, demo_fleet  # production runs never import demo
+
         return EmulatedDemoSource(demo_fleet(settings, ctx.as_of), Scope.parse(ctx.scope), as_of=ctx.as_of,
                                   cert_dir=settings.path(settings.work_dir) / "emulator-tls",
                                   max_workers=settings.arg_max_workers, memory_limit=settings.duckdb_memory_limit)
@@ -249,30 +251,6 @@ def make_source(settings: Settings, ctx: RunContext, before_request: Callable[[]
             source.options = replace(source.options, before_request=before_request)
         return source
     raise ConfigError(f"unknown source {ctx.source!r}")
-
-
-def demo_fleet(settings: Settings, as_of: datetime) -> Path:
-    """The demo fleet's Resource Graph tables as of `as_of`, generated once into a DuckDB file."""
-    from hotpatch_audit.argtables import create_arg_tables
-    from hotpatch_audit.duck import connect
-    from hotpatch_audit.fleet import generate_fleet
-
-    fleet_dir = settings.path(settings.work_dir) / "demo-fleet"
-    fleet_dir.mkdir(parents=True, exist_ok=True)
-    path = fleet_dir / f"fleet-{settings.demo_machines}-{settings.demo_seed}-{as_of:%Y%m%dT%H%M%S}.duckdb"
-    if path.exists():
-        return path
-    tmp = path.with_name(path.name + ".part")
-    tmp.unlink(missing_ok=True)
-    con = connect(tmp, memory_limit=settings.duckdb_memory_limit)
-    try:
-        create_arg_tables(con)
-        generate_fleet(con, as_of=as_of, machines=settings.demo_machines, seed=settings.demo_seed,
-                       calendar_path=settings.project_root / "data" / "release_calendar.csv")
-    finally:
-        con.close()
-    tmp.replace(path)
-    return path
 
 
 def extract_stage(

@@ -1,9 +1,11 @@
 """Data sources: each answers the KQL files in queries/ with Resource-Graph-shaped pages.
 
-`demo` serves a generated fleet from the local Resource Graph emulator (duckdb-kql runs the KQL there)
-and reads it with the production `arg` client; `snapshot` replays saved pages; `arg` asks Azure
-Resource Graph through the SDK (hotpatch_audit.arg). All three yield the same `Page` objects, so everything
-downstream (snapshot files, loading, audits) is one code path.
+This module holds what every source shares (Scope, Page, page_body, the Source protocol) and the
+`snapshot` source, which replays saved pages. The `arg` source asks Azure Resource Graph through the SDK
+(package hotpatch_audit.arg); the `demo` source serves a generated fleet from the local Resource Graph
+emulator and reads it with the production `arg` client (package hotpatch_audit.demo, imported only by demo
+runs). All three yield the same `Page` objects, so everything downstream (snapshot files, loading, audits)
+is one code path; pipeline.make_source picks the source of a run.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import logging
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -91,39 +92,6 @@ class Source(Protocol):
     def pages(self, spec: QuerySpec) -> Iterator[Page]:
         """Yield the query's result pages in order."""
         ...
-
-
-class EmulatedDemoSource:
-    """The demo fleet served by the local Resource Graph emulator and read by the production `arg` client.
-
-    So the built-in demo runs the code path a tenant does: KQL over HTTPS, the SDK, paging, completeness.
-    The quota is off (the demo stays fast); the manifest still says source demo with the demo's scope.
-    """
-
-    name = "demo"
-
-    def __init__(self, db_path: Path, scope: Scope, *, as_of: datetime, cert_dir: Path, max_workers: int = 4,
-                 memory_limit: str = "1GB"):
-        from hotpatch_audit.arg import ArgOptions, ArgSource
-        from hotpatch_audit.emulator import ResourceGraphEmulator
-
-        self.scope = scope
-        self._emulator = ResourceGraphEmulator(db_path, quota_enabled=False, cert_dir=cert_dir, query_now=as_of,
-                                               memory_limit=memory_limit)
-        url = self._emulator.start()
-        options = ArgOptions(endpoint=url, ca_bundle=self._emulator.ca_bundle, static_token=self._emulator.token,
-                             max_workers=max_workers)
-        self._arg = ArgSource(Scope("tenant"), options=options)
-        self.max_workers = self._arg.max_workers
-
-    def pages(self, spec: QuerySpec) -> Iterator[Page]:
-        """Every page of one query, through the emulator."""
-        return self._arg.pages(spec)
-
-    def close(self) -> None:
-        """Stop the client and the emulator."""
-        self._arg.close()
-        self._emulator.stop()
 
 
 class SnapshotSource:

@@ -18,6 +18,7 @@ import ssl
 import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Sequence
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -25,8 +26,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from hotpatch_audit.emulator.engine import ArgRequestError, CachedResult, QueryEngine, column_type, query_key
-from hotpatch_audit.emulator.policy import (
+from hotpatch_audit.demo.emulator.engine import ArgRequestError, CachedResult, QueryEngine, column_type, query_key
+from hotpatch_audit.demo.emulator.policy import (
     EmulatorStats,
     Fault,
     FaultInjector,
@@ -214,6 +215,7 @@ class ResourceGraphEmulator:
             ca = emu.ca_bundle              # trust this (connection_verify=str(ca))
             emu.faults.add("503", count=2)  # the next two requests get 503
             emu.stats.identity(emu.identity).rows
+            emu.request_log()               # [(time.time() at arrival, identity, status), ...]
     """
 
     def __init__(self, db_path: Path | str, *, token: str | Sequence[str] | None = "emulator-token",  # noqa: S107
@@ -224,7 +226,7 @@ class ResourceGraphEmulator:
                  query_now: datetime | None = None, resets_after_fraction: bool = False,
                  max_scope_subscriptions: int = 10_000, paging_requires_id: bool = False,
                  max_cached_results: int = 64, cache_ttl_seconds: float = 900.0, memory_limit: str = "1GB",
-                 tls: TlsFiles | None = None):
+                 tls: TlsFiles | None = None, max_logged_requests: int = 1_000_000):
         tokens = [token] if isinstance(token, str) else list(token or [])
         if not tokens and not accept_any_token:
             raise ValueError("give a token (or accept_any_token=True)")
@@ -250,6 +252,9 @@ class ResourceGraphEmulator:
         self._memory_limit = memory_limit
         self.faults = FaultInjector()
         self.stats = EmulatorStats()
+        # (wall-clock arrival time, identity label or "" without an accepted token, status; 0 = connection dropped)
+        self._request_log: deque[tuple[float, str, int]] = deque(maxlen=max_logged_requests)
+        self._request_log_lock = threading.Lock()
         self.engine: QueryEngine | None = None
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -329,12 +334,32 @@ class ResourceGraphEmulator:
         self.stop()
 
     def reset(self) -> None:
-        """Clear faults, stats, quota windows and cached results."""
+        """Clear faults, stats, the request log, quota windows and cached results."""
         self.faults.clear()
         self.stats.reset()
+        self.clear_request_log()
         self.quota.reset()
         if self.engine is not None:
             self.engine.clear_cache()
+
+    def request_log(self) -> list[tuple[float, str, int]]:
+        """Every query request (`POST .../resources`) answered since start or reset, in the order answered:
+        (time.time() when it arrived, identity label (identity_of; "" without an accepted token), HTTP status,
+        0 for a dropped connection). A copy; the latest `max_logged_requests` are kept. Also served as
+        `GET /_emulator/requests`, for a process that only knows the URL."""
+        with self._request_log_lock:
+            return list(self._request_log)
+
+    def clear_request_log(self) -> None:
+        """Forget the logged requests (reset() does too)."""
+        with self._request_log_lock:
+            self._request_log.clear()
+
+    def _record(self, identity: str | None, arrived: float, *, status: int, **counts: Any) -> None:
+        """Count an answered query request in the stats and the request log."""
+        self.stats.record(identity, status=status, **counts)
+        with self._request_log_lock:
+            self._request_log.append((arrived, identity or "", status))
 
     # -- request handling ----------------------------------------------------------------------
 
@@ -381,17 +406,18 @@ class ResourceGraphEmulator:
         time.sleep(max(0.0, self.latency_ms + jitter) / 1000.0)
 
     def _handle_query(self, auth: str | None, params: dict[str, list[str]], body: bytes) -> _Reply:
+        arrived = time.time()
         request_id = str(uuid.uuid4())
         identity = self._authenticate(auth)
         if identity is None:
             self._sleep_latency()
-            self.stats.record(None, status=401)
+            self._record(None, arrived, status=401)
             return self._unauthorized(auth)
         if not params.get("api-version"):
             reply = _Reply(400, arm_error("MissingApiVersionParameter",
                                           "The api-version query parameter (?api-version=) is required for all "
                                           "requests."))
-            self.stats.record(identity, status=400)
+            self._record(identity, arrived, status=400)
             return reply
         quota_headers: dict[str, str] = {}
         if self.quota.enabled:
@@ -400,7 +426,7 @@ class ResourceGraphEmulator:
                 self._sleep_latency()
                 reply = self._throttled(decision.resets_after)
                 reply.headers["x-ms-request-id"] = request_id
-                self.stats.record(identity, status=429)
+                self._record(identity, arrived, status=429)
                 return reply
             quota_headers = self._quota_headers(decision.remaining, decision.resets_after)
         self._sleep_latency()
@@ -416,8 +442,8 @@ class ResourceGraphEmulator:
                              "x-ms-correlation-request-id": request_id, **reply.headers}
             if reply.status == 429:  # a throttle fault: quota headers say "wait"
                 reply.headers[QUOTA_REMAINING] = "0"
-        self.stats.record(identity, status=0 if reply.drop else reply.status, rows=reply.rows, fault=reply.fault,
-                          page=reply.page, executed=reply.executed)
+        self._record(identity, arrived, status=0 if reply.drop else reply.status, rows=reply.rows, fault=reply.fault,
+                     page=reply.page, executed=reply.executed)
         return reply
 
     def _answer(self, identity: str, body: bytes) -> _Reply:
@@ -574,6 +600,13 @@ class ResourceGraphEmulator:
                     self.stats.reset()
                     return _json_reply({"cleared": True})
                 return _json_reply(self.stats.snapshot())
+            if path == "/_emulator/requests":
+                if method == "DELETE":
+                    self.clear_request_log()
+                    return _json_reply({"cleared": True})
+                if method == "GET":
+                    return _json_reply([{"time": t, "identity": who, "status": status}
+                                        for t, who, status in self.request_log()])
             if path == "/_emulator/reset" and method == "POST":
                 self.reset()
                 return _json_reply({"reset": True})
@@ -675,8 +708,8 @@ def serve(db_path: Path | str, host: str = "127.0.0.1", port: int = 8443, token:
         print("  quota    : " + (f"{quota} requests / {window_seconds:g} s per identity, Retry-After "
                                   f"{'on' if retry_after else 'off'}" if quota else "off"), file=stream)
         print(f"  latency  : {latency_ms:g} ms", file=stream)
-        print("  control  : POST/GET/DELETE /_emulator/faults, GET/DELETE /_emulator/stats, POST /_emulator/reset",
-              file=stream)
+        print("  control  : POST/GET/DELETE /_emulator/faults, GET/DELETE /_emulator/stats, "
+              "GET/DELETE /_emulator/requests, POST /_emulator/reset", file=stream)
         print("Ctrl-C to stop.", file=stream, flush=True)
         while True:
             time.sleep(3600)

@@ -25,7 +25,7 @@ from typing import Any
 
 import duckdb
 
-from hotpatch_audit.argtables import ARG_TABLES
+from hotpatch_audit.demo.argtables import ARG_TABLES
 
 # Operators after which Resource Graph stops handing out skip tokens (paging-results.md).
 _NO_PAGING_OPERATORS = re.compile(r"\|\s*(take|limit|sample|sample-distinct)\b")

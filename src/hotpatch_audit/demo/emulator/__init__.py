@@ -2,14 +2,14 @@
 
 `ResourceGraphEmulator(db_path, ...)` answers `POST /providers/Microsoft.ResourceGraph/resources` like the
 real service, running the request's KQL with duckdb-kql over the Resource Graph tables of a DuckDB file,
-with $skipToken paging, both result formats, a per-identity quota, latency and fault injection.
+with $skipToken paging, both result formats, a per-identity quota, latency, fault injection and a request log.
 `serve(...)` runs it in the foreground (the `hotpatch-audit emulator` command).
 """
 
 from __future__ import annotations
 
-from hotpatch_audit.emulator.engine import ArgRequestError, QueryEngine, breaks_paging
-from hotpatch_audit.emulator.policy import (
+from hotpatch_audit.demo.emulator.engine import ArgRequestError, QueryEngine, breaks_paging
+from hotpatch_audit.demo.emulator.policy import (
     FAULT_KINDS,
     EmulatorStats,
     Fault,
@@ -19,7 +19,7 @@ from hotpatch_audit.emulator.policy import (
     format_resets_after,
     identity_of,
 )
-from hotpatch_audit.emulator.server import (
+from hotpatch_audit.demo.emulator.server import (
     ARG_PATH,
     QUOTA_REMAINING,
     QUOTA_RESETS_AFTER,

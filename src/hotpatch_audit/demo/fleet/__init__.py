@@ -20,8 +20,9 @@ from typing import IO, Any
 
 import duckdb
 
-from ..argtables import ARG_TABLES, ENVELOPE_COLUMNS, create_arg_tables
-from ..config import PROJECT_ROOT
+from hotpatch_audit.config import PROJECT_ROOT
+from hotpatch_audit.demo.argtables import ARG_TABLES, ENVELOPE_COLUMNS, create_arg_tables
+
 from ._calendar import Calendar
 from ._machines import ARCHETYPE_NAMES, ARCHETYPES, Machine, make_machine, slot_table
 from ._rows import (
