@@ -12,7 +12,28 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+# The definitions every run reads: sql/ (the ledger, audits, report views), queries/ (KQL), data/ (calendar,
+# prices, demo waivers), reports/templates and reports/static. They live at the checkout root; the wheel carries
+# a copy inside the package (pyproject.toml, hatch_build.py). The setting project_root overrides the default.
+RESOURCE_DIRS = ("sql", "queries", "data", "reports/templates", "reports/static")
+_PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGED_RESOURCES = _PACKAGE_DIR / "_resources"  # hotpatch_audit/_resources of an installed wheel
+
+
+def _checkout_root() -> Path | None:
+    """The source checkout this package is imported from (src/hotpatch_audit inside it: the editable install of
+    .venv, tests, scripts), or None when the package is installed from a wheel."""
+    root = _PACKAGE_DIR.parents[1]
+    if _PACKAGE_DIR.parent.name == "src" and (root / "pyproject.toml").is_file() and all(
+        (root / folder).is_dir() for folder in RESOURCE_DIRS
+    ):
+        return root
+    return None
+
+
+CHECKOUT_ROOT = _checkout_root()
+# The default project root: the checkout when running from one, else the copy installed with the package.
+PROJECT_ROOT = CHECKOUT_ROOT or PACKAGED_RESOURCES
 MIN_MEMORY_BYTES = 64 * 1000**2  # DuckDB cannot audit even a small fleet in less
 _UNITS = {"kb": 1000, "mb": 1000**2, "gb": 1000**3, "tb": 1000**4,
           "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4}
@@ -59,7 +80,11 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="HOTPATCH_AUDIT_", env_file=None, extra="ignore")
 
-    project_root: Path = Field(PROJECT_ROOT, description="Checkout holding queries/, sql/, data/, reports/.")
+    project_root: Path = Field(
+        PROJECT_ROOT, description="Folder holding the definitions a run reads: queries/, sql/, data/, "
+        "reports/templates and reports/static. Default: the checkout when running from one (scripts, tests, the "
+        "editable install in .venv), else the copy installed with the package (hotpatch_audit/_resources). Set it "
+        "to run with your own copy; it is only read, never written.")
     ledger_path: Path = Field(Path("out/ledger.duckdb"), description="The DuckDB ledger file.")
     out_dir: Path = Field(Path("out/reports"), description="Where reports are written (one folder per run).")
     work_dir: Path = Field(Path("out/work"), description="Scratch space: extracted pages, demo fleet files.")
@@ -171,8 +196,8 @@ class Settings(BaseSettings):
     notify_webhook_url: SecretStr | None = Field(
         None, description="Webhook (Teams, Slack or any JSON endpoint) the Prefect flows POST to when a run fails, "
         "crashes or ends incomplete: {\"text\": ...} plus the flow run, state and message. Environment only "
-        "(the URL is a secret), never logged or written; unset: no notification (or use the Prefect automation "
-        "in deploy/automations.yaml).")
+        "(the URL is a secret), never logged or written; unset: no notification (or the Prefect automation in "
+        "docs/prefect.md).")
     report_author: str = Field(
         "hotpatch-audit", description="Author of the reports: the PDF's /Author and the HTML's author meta tag, "
         "e.g. your team's name.", min_length=1, max_length=200)

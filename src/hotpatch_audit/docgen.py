@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from hotpatch_audit.config import PROJECT_ROOT, Settings
+from hotpatch_audit.config import CHECKOUT_ROOT, PROJECT_ROOT, Settings
 
 
 def settings_markdown() -> str:
@@ -26,7 +26,7 @@ def settings_markdown() -> str:
     for name, field in Settings.model_fields.items():
         default = field.get_default(call_default_factory=True)
         if name == "project_root":
-            default = "the checkout"
+            default = "the checkout, else the installed copy"
         lines.append(f"| `{name}` | `HOTPATCH_AUDIT_{name.upper()}` | `{default}` | {field.description} |")
     return "\n".join(lines) + "\n"
 
@@ -70,7 +70,9 @@ def schema_markdown(project_root: Path = PROJECT_ROOT) -> str:
 
 def main() -> None:
     """Write the documents (or, with --check, fail when they are out of date)."""
-    docs = PROJECT_ROOT / "docs"
+    if CHECKOUT_ROOT is None:
+        sys.exit("docgen writes the docs/ of a checkout; run it from one (the installed package has no docs/)")
+    docs = CHECKOUT_ROOT / "docs"
     from hotpatch_audit.exports import exports_markdown
 
     wanted = {docs / "settings.md": settings_markdown(), docs / "schema.md": schema_markdown(),

@@ -6,9 +6,10 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 SUMS_NAME = "SHA256SUMS"
 _CHUNK = 1 << 20
@@ -114,9 +115,21 @@ _LEFTOVER = re.compile(r"^\.(?P<name>.+)\.(?P<kind>partial|old)-(?P<pid>\d+)-[0-
 
 
 def pid_alive(pid: int | None) -> bool:
-    """Whether a process with this id runs on this machine (a lock holder, a writer that left a folder)."""
+    """Whether a process with this id runs on this machine (a lock holder, a writer that left a folder).
+
+    POSIX: signal 0 (nothing is sent). Windows: OpenProcess and GetExitCodeProcess, never os.kill, which
+    there terminates the process whatever the signal."""
     if not pid:
         return False
+    if sys.platform == "win32":
+        import ctypes
+
+        kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+        kernel32.OpenProcess.restype = ctypes.c_void_p
+        kernel32.OpenProcess.argtypes = (ctypes.c_ulong, ctypes.c_int, ctypes.c_ulong)
+        kernel32.GetExitCodeProcess.argtypes = (ctypes.c_void_p, ctypes.POINTER(ctypes.c_ulong))
+        kernel32.CloseHandle.argtypes = (ctypes.c_void_p,)
+        return windows_pid_alive(pid, kernel32, ctypes.get_last_error)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -124,6 +137,30 @@ def pid_alive(pid: int | None) -> bool:
     except PermissionError:
         return True
     return True
+
+
+_PROCESS_QUERY_LIMITED_INFORMATION = 0x1000
+_STILL_ACTIVE = 259
+_ERROR_ACCESS_DENIED = 5
+
+
+def windows_pid_alive(pid: int, kernel32: Any, last_error: Callable[[], int]) -> bool:
+    """pid_alive on Windows, given kernel32 (ctypes.WinDLL) and ctypes.get_last_error: a process that cannot be
+    opened for lack of rights exists; one that opens runs until it has an exit code."""
+    import ctypes
+
+    if not 0 < pid <= 0xFFFFFFFF:
+        return False
+    handle = kernel32.OpenProcess(_PROCESS_QUERY_LIMITED_INFORMATION, False, pid)
+    if not handle:
+        return bool(last_error() == _ERROR_ACCESS_DENIED)  # else: no such process (ERROR_INVALID_PARAMETER)
+    try:
+        code = ctypes.c_ulong()
+        if not kernel32.GetExitCodeProcess(handle, ctypes.byref(code)):
+            return True  # cannot tell: treat it as running, as for a process of another user
+        return code.value == _STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def recover_leftovers(parent: Path) -> list[str]:
@@ -162,7 +199,6 @@ def staging_folder(target: Path) -> Path:
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where that is not available."""
     import ctypes
-    import sys
 
     if not sys.platform.startswith("linux"):
         return False

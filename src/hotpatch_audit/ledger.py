@@ -1,14 +1,14 @@
 """The DuckDB ledger: locking, run bookkeeping and atomic loading of snapshot pages into raw tables.
 
 Writers take an exclusive lock on `<ledger>.lock` and wait their turn with a message; readers take a
-shared lock and open the file read-only. DuckDB itself allows one read-write process per file, so
-holding the lock only while writing keeps the scheduled audit and an analyst's query from colliding.
+shared lock and open the file read-only (portalocker: flock() on POSIX, LockFileEx on Windows). DuckDB
+itself allows one read-write process per file, so holding the lock only while writing keeps the scheduled
+audit and an analyst's query from colliding.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import portalocker
 
 from hotpatch_audit.duck import DEFAULT_MEMORY_LIMIT, connect
 from hotpatch_audit.errors import LedgerBusyError, LedgerError, SnapshotError
@@ -87,21 +88,23 @@ def _file_lock(
     lock: Path, *, exclusive: bool, timeout: float, on_wait: Callable[[str], None] | None, holder: str, what: str,
     busy: Callable[[str], str],
 ) -> Iterator[None]:
-    """flock() a lock file, waiting up to `timeout` with a note every 5 s; the holder is written beside it."""
+    """Lock a lock file (portalocker: flock() on POSIX, LockFileEx on Windows; shared or exclusive), waiting up
+    to `timeout` with a note every 5 s; the holder is written beside it."""
     info = lock.with_name(lock.name + ".info")
     try:
         fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
     except OSError as exc:
         raise LedgerError(f"cannot create the lock file {lock}: {exc.strerror or exc}") from exc
-    mode = fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH
+    flags = portalocker.LockFlags
+    mode = (flags.EXCLUSIVE if exclusive else flags.SHARED) | flags.NON_BLOCKING
     started = time.monotonic()
     next_note = 0.0
     try:
         while True:
             try:
-                fcntl.flock(fd, mode | fcntl.LOCK_NB)
+                portalocker.lock(fd, mode)
                 break
-            except BlockingIOError:
+            except portalocker.AlreadyLocked:
                 waited = time.monotonic() - started
                 try:
                     who = info.read_text(encoding="utf-8").strip() if info.exists() else "another process"
@@ -116,13 +119,15 @@ def _file_lock(
                         on_wait(msg)
                     next_note = waited + 5
                 time.sleep(0.2)
+            except portalocker.LockException as exc:  # not contention: the file system cannot lock
+                raise LedgerError(f"cannot lock {lock}: {_first_line(exc)}") from exc
         if exclusive:
             with contextlib.suppress(OSError):
                 info.write_text(f"writer pid {os.getpid()} {holder}".strip(), encoding="utf-8")
         yield
     finally:
-        with contextlib.suppress(OSError):
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        with contextlib.suppress(OSError, portalocker.LockException):
+            portalocker.unlock(fd)
         os.close(fd)
 
 
