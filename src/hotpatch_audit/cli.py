@@ -371,8 +371,8 @@ def emulator(
 
     Example: hotpatch-audit emulator --machines 20000 --port 8443 --latency-ms 200
     """
-    from hotpatch_audit.emulator import serve
-    from hotpatch_audit.pipeline import demo_fleet
+    from hotpatch_audit.demo.emulator import serve
+    from hotpatch_audit.demo.source import demo_fleet
 
     settings = settings_from(demo_machines=machines)
     when = _parse_as_of(as_of) or latest_monthly_as_of(date.today())
@@ -416,6 +416,39 @@ def verify(
     out.print(escape(f"all {result.checked} files match {result.manifest}"))
 
 
+@app.command()
+@guard
+def rollup(
+    tenant: Annotated[list[str], typer.Option(help="NAME=DIR: a tenant and its report folder (repeatable)")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Roll-up folder (replaced whole)")],
+    fmt: FormatOpt = None, lang: LangOpt = None, tz: TzOpt = None,
+) -> None:
+    """Roll several tenants' report folders up into one report: rollup.html, rollup.pdf, rollup.csv and
+    rollup.parquet (one row per tenant), with SHA256SUMS and manifest.json (docs/rollup.md).
+
+    Reads each folder's Parquet exports, never a ledger, after checking the folder against its manifest.json.
+    Exit codes: 0 written; 1 written, but a tenant's run did not succeed or its as-of time is stale; 2 a
+    folder is missing or not a report folder with Parquet exports, or a bad option; 3 a folder does not
+    match its manifest.json (nothing is written).
+
+    Example: hotpatch-audit rollup --tenant contoso=out/contoso --tenant fabrikam=out/fabrikam --out out/rollup
+    """
+    from hotpatch_audit.rollup import parse_tenant_options, tenants_behind
+    from hotpatch_audit.rollup import rollup as _rollup
+
+    formats = [f.strip() for value in fmt or [] for f in value.split(",") if f.strip()]
+    settings = settings_from(formats=formats, language=lang, timezone=tz)
+    paths = _rollup(parse_tenant_options(tenant), out_dir, formats=settings.formats, language=settings.language,
+                    timezone=settings.timezone, settings=settings)
+    for path in paths:
+        out.print(escape(str(path)), soft_wrap=True)
+    behind = tenants_behind(paths[-1])
+    if behind:
+        err.print("[yellow]incomplete:[/yellow]", escape(f"{len(behind)} tenant(s) with a run that did not succeed "
+                                                         f"or a stale as-of time: {', '.join(behind)}"))
+    raise typer.Exit(EXIT_INCOMPLETE if behind else EXIT_OK)
+
+
 app.add_typer(calendar_app, name="calendar")
 app.command("diff")(guard(_diff))
 app.command("import-facts")(import_facts)
@@ -438,8 +471,9 @@ def _stop_on_signal(signum: int, _frame: object) -> None:
 def main() -> None:
     """Console entry point."""
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    for sig in (signal.SIGTERM, signal.SIGHUP):
-        signal.signal(sig, _stop_on_signal)
+    for name in ("SIGTERM", "SIGHUP"):  # Windows has no SIGHUP
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _stop_on_signal)
     app()
 
 
