@@ -10,7 +10,7 @@ Layout under base_dir (default out/tenants):
 
     <name>/ledger.duckdb            the tenant's ledger
     <name>/reports/<run id>/        the tenant's report folder (audit.html, audit.pdf, exports, manifest.json)
-    <name>/work/                    the tenant's scratch space
+    <name>/work                     the tenant's scratch space
     rollup/<as-of date>/            rollup.html, rollup.pdf, rollup.csv, rollup.parquet, manifest.json
 """
 

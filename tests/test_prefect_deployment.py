@@ -120,16 +120,16 @@ def tail(path: Path, lines: int = 60) -> str:
     )
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """A local `prefect server start` with everything in tmp; yields the environment that talks to it."""
-    home = tmp_path / "prefect-home"
+@contextlib.contextmanager
+def prefect_server(base: Path) -> Iterator[dict[str, str]]:
+    """A local `prefect server start` with everything under `base`; yields the environment that talks to it
+    (no HOTPATCH_AUDIT_* from the outer environment: each run gets what the test gives it)."""
     port = free_port()
     env = {
-        **os.environ,
-        "PREFECT_HOME": str(home),
+        **{k: v for k, v in os.environ.items() if not k.startswith("HOTPATCH_AUDIT_")},
+        "PREFECT_HOME": str(base / "prefect-home"),
         "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{tmp_path / 'prefect.db'}",
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{base / 'prefect.db'}",
         "PREFECT_SERVER_UI_ENABLED": "false",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "DO_NOT_TRACK": "1",
@@ -137,10 +137,12 @@ def server(tmp_path: Path) -> Iterator[dict[str, str]]:
         # Runs come from `deployment run`; the scheduler would only add work for the monthly schedule.
         "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
         "PREFECT_LOGGING_EXTRA_LOGGERS": "hotpatch_audit",
+        # A long-running worker polls its pool every 2 s instead of 10.
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
         # `{{ $PWD }}` in prefect.yaml is read by `prefect deploy`; a shell sets it, Popen does not.
         "PWD": str(ROOT),
     }
-    log = tmp_path / "server.log"
+    log = base / "server.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
             [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
@@ -164,6 +166,13 @@ def server(tmp_path: Path) -> Iterator[dict[str, str]]:
         yield env
     finally:
         stop(process)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A local Prefect server in tmp for one test."""
+    with prefect_server(tmp_path) as env:
+        yield env
 
 
 def prefect(env: dict[str, str], *args: str) -> str:

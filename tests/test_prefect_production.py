@@ -9,7 +9,6 @@ run: the emulator's endpoint, CA bundle and token, as a worker would carry them)
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -28,8 +27,8 @@ from tests.test_prefect_deployment import (
     POOL,
     PREFECT,
     ROOT,
-    free_port,
     prefect,
+    prefect_server,
     stop,
     tail,
     wait_for,
@@ -56,47 +55,17 @@ def emulator(rg_fleet_db: Path, rg_cert_dir: Path) -> Iterator[Any]:
 def production(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A Prefect server with the deployments of prefect.yaml and a process worker polling its pool."""
     base = tmp_path_factory.mktemp("production")
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("HOTPATCH_AUDIT_")},
-        "PREFECT_HOME": str(base / "prefect-home"),
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{base / 'prefect.db'}",
-        "PREFECT_SERVER_UI_ENABLED": "false",
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-        "PREFECT_CLI_PROMPT": "false",
-        "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
-        "PREFECT_LOGGING_EXTRA_LOGGERS": "hotpatch_audit",
-        "PREFECT_WORKER_QUERY_SECONDS": "2",
-        "PWD": str(ROOT),
-    }
-    processes: list[subprocess.Popen[bytes]] = []
-    try:
-        with (base / "server.log").open("wb") as out:
-            processes.append(subprocess.Popen(
-                [PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port), "--no-ui"],
-                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
-
-        def healthy() -> bool:
-            if processes[0].poll() is not None:
-                pytest.fail(f"prefect server exited:\n{tail(base / 'server.log')}")
-            try:
-                return httpx.get(f"{env['PREFECT_API_URL']}/health", timeout=10).status_code == 200
-            except httpx.HTTPError:
-                return False
-
-        wait_for("the Prefect server", healthy, 300)
+    with prefect_server(base) as env:
         prefect(env, "work-pool", "create", POOL, "--type", "process")
         prefect(env, "--no-prompt", "deploy", "--all")
         with (base / "worker.log").open("wb") as out:
-            processes.append(subprocess.Popen(
+            worker = subprocess.Popen(
                 [PREFECT, "worker", "start", "--pool", POOL, "--type", "process", "--limit", "2"],
-                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True))
-        yield {"env": env, "api": env["PREFECT_API_URL"], "base": base}
-    finally:
-        for process in reversed(processes):
-            stop(process)
+                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            yield {"env": env, "api": env["PREFECT_API_URL"], "base": base}
+        finally:
+            stop(worker)
 
 
 def arg_env(emulator: Any, token: str = TOKEN, **extra: str) -> dict[str, str]:
