@@ -194,9 +194,13 @@ def apply(con: duckdb.DuckDBPyConnection, root: Path = PROJECT_ROOT) -> None:
         con.execute(sql)
     entries = ", ".join(f"{_sql_text(k)}: {_sql_text(t)}" for k, t in cat.messages.items())
     con.execute(f"create or replace macro audit.message_template(k) as (map {{{entries}}})[k]")
+    # A list_reduce without an initial value (the text rides in the first element): DuckDB 1.x, which an
+    # analyst's CLI may be, refuses an initial value of another type than the list's elements.
     con.execute(
-        "create or replace macro audit.fill_message(t, p) as list_reduce(coalesce(map_entries(p), []),"
-        " lambda acc, kv: replace(acc, '%(' || kv.key || ')s', coalesce(kv.value, '')), t)"
+        "create or replace macro audit.fill_message(t, p) as list_reduce("
+        "[{'k': null::varchar, 'v': t::varchar}] || list_transform(coalesce(map_entries(p), []),"
+        " lambda kv: {'k': kv.key::varchar, 'v': kv.value::varchar}),"
+        " lambda acc, kv: {'k': null::varchar, 'v': replace(acc.v, '%(' || kv.k || ')s', coalesce(kv.v, ''))}).v"
     )
     con.execute(
         "create or replace macro audit.message(k, p) as"

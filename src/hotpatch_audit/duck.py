@@ -7,11 +7,15 @@ from pathlib import Path
 import duckdb
 
 DEFAULT_MEMORY_LIMIT = "1GB"
+# Files are written in DuckDB's v1.0.0 storage format (file version 64), which every DuckDB from 1.0 on
+# reads: the command line and drivers analysts install (duckdb-cli 1.5, DBeaver, R, notebooks) as well as
+# the DuckDB 2 this tool runs. DuckDB's own default would be its newest format, which 1.x refuses.
+STORAGE_VERSION = "v1.0.0"
 
 
 def connect(path: Path | str = ":memory:", *, read_only: bool = False,
             memory_limit: str = DEFAULT_MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
-    """Open a DuckDB database with the project's session settings.
+    """Open a DuckDB database with the project's session settings; a new file is written in STORAGE_VERSION.
 
     DuckDB's own default takes 80% of RAM; a bounded limit keeps a 100,000-machine run within budget
     and makes large joins and sorts spill to a temporary directory next to the file instead.
@@ -19,6 +23,8 @@ def connect(path: Path | str = ":memory:", *, read_only: bool = False,
     config: dict[str, str | bool | int | float | list[str]] = {"memory_limit": memory_limit}
     if str(path) != ":memory:":
         config["temp_directory"] = str(Path(str(path) + ".tmp"))
+        if not read_only:
+            config["storage_compatibility_version"] = STORAGE_VERSION  # for a new file (see STORAGE_VERSION)
     con = duckdb.connect(str(path), read_only=read_only, config=config)
     con.execute("SET TimeZone = 'UTC'")
     return con

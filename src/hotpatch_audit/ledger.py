@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import portalocker
 
-from hotpatch_audit.duck import DEFAULT_MEMORY_LIMIT, connect
+from hotpatch_audit.duck import DEFAULT_MEMORY_LIMIT, STORAGE_VERSION, connect
 from hotpatch_audit.errors import LedgerBusyError, LedgerError, SnapshotError
 from hotpatch_audit.extract import Snapshot
 from hotpatch_audit.files import pid_alive
@@ -153,6 +153,68 @@ def _first_line(exc: BaseException) -> str:
     return text[0][:300] if text else type(exc).__name__
 
 
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in text.strip().lstrip("v").rstrip("+").split(".") if p.isdigit())
+
+
+def storage_version(con: duckdb.DuckDBPyConnection) -> str | None:
+    """The storage format of the connection's database file as DuckDB names it (e.g. 'v1.0.0+')."""
+    row = con.execute("SELECT tags['storage_version'] FROM duckdb_databases() WHERE database_name = "
+                      "current_database()").fetchone()
+    return str(row[0]) if row and row[0] else None
+
+
+def _storage_too_new(con: duckdb.DuckDBPyConnection) -> bool:
+    found = storage_version(con)
+    return found is not None and _version_tuple(found) > _version_tuple(STORAGE_VERSION)
+
+
+def convert_storage(ledger: Path, *, memory_limit: str = DEFAULT_MEMORY_LIMIT,
+                    on_wait: Callable[[str], None] | None = None) -> None:
+    """Rewrite a ledger written in a newer storage format (by an earlier version of this tool) in
+    STORAGE_VERSION, so DuckDB 1.x opens it. Call with the writer's lock held and no connection open.
+
+    Every object is copied to `<ledger>.convert` (COPY FROM DATABASE keeps views, macros and comments); every
+    table's row count and content hash must match the original before the copy replaces it (an atomic rename);
+    on any failure the original is left exactly as it was and the partial copy removed."""
+    tmp = ledger.with_name(ledger.name + ".convert")
+    msg = (f"converting {ledger.name} to DuckDB storage {STORAGE_VERSION} so DuckDB 1.x tools can open it "
+           f"(once, {ledger.stat().st_size / 1e6:,.0f} MB)")
+    log.warning(msg)
+    if on_wait:
+        on_wait(msg)
+    for leftover in (tmp, tmp.with_name(tmp.name + ".wal")):
+        leftover.unlink(missing_ok=True)
+    con = connect(":memory:", memory_limit=memory_limit)
+    try:
+        con.execute(f"ATTACH '{_sql_path(ledger)}' AS src (READ_ONLY)")
+        con.execute(f"ATTACH '{_sql_path(tmp)}' AS dst (STORAGE_VERSION '{STORAGE_VERSION}')")
+        con.execute("COPY FROM DATABASE src TO dst")
+        tables = con.execute("SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'src'"
+                             " ORDER BY ALL").fetchall()
+        for schema, table in tables:
+            check = f'SELECT count(*), bit_xor(hash(t)) FROM {{}}."{schema}"."{table}" t'
+            before, after = (con.execute(check.format(db)).fetchone() for db in ("src", "dst"))
+            if before != after:
+                raise LedgerError(f"converting {ledger}: {schema}.{table} differs in the copy; the ledger is left "
+                                  "as it was")
+        con.execute("DETACH dst")
+        con.execute("DETACH src")
+    except BaseException:
+        con.close()
+        tmp.unlink(missing_ok=True)
+        raise
+    con.close()
+    with open(tmp, "rb+") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, ledger)
+    log.warning("converted %s to DuckDB storage %s", ledger, STORAGE_VERSION)
+
+
+def _sql_path(path: Path) -> str:
+    return str(path).replace("'", "''")
+
+
 @contextlib.contextmanager
 def open_writer(
     ledger: Path, project_root: Path, *, timeout: float = 600.0, holder: str = "",
@@ -162,6 +224,10 @@ def open_writer(
     """Exclusive, read-write connection with the schema and views applied."""
     with ledger_lock(ledger, exclusive=True, timeout=timeout, on_wait=on_wait, holder=holder):
         con = _connect(ledger, read_only=False, timeout=timeout, memory_limit=memory_limit)
+        if _storage_too_new(con):
+            con.close()
+            convert_storage(ledger, memory_limit=memory_limit, on_wait=on_wait)
+            con = _connect(ledger, read_only=False, timeout=timeout, memory_limit=memory_limit)
         try:
             ensure_schema(con, project_root, calendar_override)
             yield con
