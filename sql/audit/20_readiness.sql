@@ -58,27 +58,27 @@ gates as (
         f.*,
         case
             when f.track is null then 'OS_NOT_ELIGIBLE'
-        end as g1,
-        case when f.machine_kind = 'arc' and f.build_ubr < 1742 then 'BUILD_TOO_OLD' end as g2,
+        end as gate_os,
+        case when f.machine_kind = 'arc' and f.build_ubr < 1742 then 'BUILD_TOO_OLD' end as gate_build,
         case
             when f.machine_kind = 'arc' and coalesce(f.agent_status, '') <> 'Connected' then 'AGENT_NOT_CONNECTED'
             when f.machine_kind = 'azure_vm' and not coalesce(f.vm_agent, false) then 'AGENT_NOT_CONNECTED'
             when f.machine_kind = 'azure_vm' and coalesce(f.patch_mode, '') <> 'AutomaticByPlatform' then 'PATCH_MODE_NOT_PLATFORM'
-        end as g3,
+        end as gate_agent,
         case when f.machine_kind = 'arc' then
             case
                 when f.guest_hyperv_generation = 1 then 'HYPERV_GEN1'
                 when upper(coalesce(f.guest_firmware_type, f.firmware_type, '')) = 'BIOS' then 'FIRMWARE_NOT_UEFI'
                 when f.secure_boot = 0 then 'SECURE_BOOT_OFF'
             end
-        end as g4,
-        case when f.machine_kind = 'arc' and f.vbs_status = 0 then 'VBS_NOT_ENABLED' end as g5,
+        end as gate_firmware,
+        case when f.machine_kind = 'arc' and f.vbs_status = 0 then 'VBS_NOT_ENABLED' end as gate_vbs_enabled,
         case when f.machine_kind = 'arc' and f.vbs_status = 1 then
             case when f.is_vm and (f.hyperv_role = 1 or f.wsl2 = 1) then 'VBS_NESTED_VIRTUALIZATION' else 'VBS_NOT_RUNNING' end
-        end as g6,
-        case when f.machine_kind = 'arc' and f.vbs_status = 2 and f.hvci_configured = false then 'HVCI_NOT_CONFIGURED' end as g7,
+        end as gate_vbs_running,
+        case when f.machine_kind = 'arc' and f.vbs_status = 2 and f.hvci_configured = false then 'HVCI_NOT_CONFIGURED' end as gate_hvci,
         case when f.machine_kind = 'arc' and (not f.has_guest_facts or f.vbs_status is null)
-                and not (f.hotpatch_status = 'Enabled' and f.hotpatch_without_reboot) then 'VBS_UNKNOWN' end as g8,
+                and not (f.hotpatch_status = 'Enabled' and f.hotpatch_without_reboot) then 'VBS_UNKNOWN' end as gate_vbs_known,
         case f.hotpatch_status
             when 'Enabled' then null
             when 'Pending' then case when f.pending_since < f.as_of - to_days(f.pending_max_days) then 'PENDING_TOO_LONG' end
@@ -87,20 +87,23 @@ gates as (
             when 'Canceled' then 'CANCELED'
             when 'Unknown' then 'STATUS_UNKNOWN'
             else 'NOT_ENROLLED'
-        end as g9,
-        case when f.on_wsus then 'UPDATE_SOURCE_WSUS' end as g10,
-        case when f.off_track_since is not null or f.on_baseline = false then 'NOT_ON_BASELINE' end as g11
+        end as gate_enrollment,
+        case when f.on_wsus then 'UPDATE_SOURCE_WSUS' end as gate_update_source,
+        case when f.off_track_since is not null or f.on_baseline = false then 'NOT_ON_BASELINE' end as gate_baseline
     from facts f
 ),
 first_gate as (
     select
         g.*,
         case
-            when g1 is not null then 1 when g2 is not null then 2 when g3 is not null then 3 when g4 is not null then 4
-            when g5 is not null then 5 when g6 is not null then 6 when g7 is not null then 7 when g8 is not null then 8
-            when g9 is not null then 9 when g10 is not null then 10 when g11 is not null then 11 else 12
+            when gate_os is not null then 1 when gate_build is not null then 2 when gate_agent is not null then 3
+            when gate_firmware is not null then 4 when gate_vbs_enabled is not null then 5
+            when gate_vbs_running is not null then 6 when gate_hvci is not null then 7 when gate_vbs_known is not null then 8
+            when gate_enrollment is not null then 9 when gate_update_source is not null then 10
+            when gate_baseline is not null then 11 else 12
         end as first_failing_gate,
-        coalesce(g1, g2, g3, g4, g5, g6, g7, g8, g9, g10, g11, 'READY') as gate_code
+        coalesce(gate_os, gate_build, gate_agent, gate_firmware, gate_vbs_enabled, gate_vbs_running, gate_hvci,
+            gate_vbs_known, gate_enrollment, gate_update_source, gate_baseline, 'READY') as gate_code
     from gates g
 )
 select
@@ -118,7 +121,9 @@ select
         'hotpatch_without_reboot', hotpatch_without_reboot, 'off_track_since', off_track_since, 'baseline_month', baseline_month) as evidence,
     has_guest_facts,
     hotpatch_without_reboot,
-    g1, g2, g3, g4, g5, g6, g7, g8, g9, g10, g11
+    -- every gate's failing code (NULL: the gate passes), in gate order 1..11
+    gate_os, gate_build, gate_agent, gate_firmware, gate_vbs_enabled, gate_vbs_running, gate_hvci, gate_vbs_known,
+    gate_enrollment, gate_update_source, gate_baseline
 from (
     select g.*,
         case gate_code
@@ -150,7 +155,7 @@ from (
         } as params
     from first_gate g
 ) first_gate;
-comment on view audit.readiness_live is 'Computed live (every run): Readiness funnel: per run and Windows machine, the first failing gate (1 OS, 2 build, 3 agent, 4 firmware, 5-8 VBS/HVCI/guest facts, 9 enrollment, 10 WSUS, 11 baseline; 12 = all pass) with a reason code, a reason sentence, a fix and the evidence; g1..g11 hold every gate''s code.';
+comment on view audit.readiness_live is 'Computed live (every run): Readiness funnel: per run and Windows machine, the first failing gate (1 OS, 2 build, 3 agent, 4 firmware, 5-8 VBS/HVCI/guest facts, 9 enrollment, 10 WSUS, 11 baseline; 12 = all pass) with a reason code, a reason sentence, a fix and the evidence; every gate''s failing code (NULL: it passes) is in its own column: gate_os (1), gate_build (2), gate_agent (3), gate_firmware (4), gate_vbs_enabled (5), gate_vbs_running (6), gate_hvci (7), gate_vbs_known (8), gate_enrollment (9), gate_update_source (10), gate_baseline (11).';
 
 create table if not exists audit.readiness as select * from audit.readiness_live limit 0;
-comment on table audit.readiness is 'Materialized per run from audit.readiness_live when the run is audited. Readiness funnel: per run and Windows machine, the first failing gate (1 OS, 2 build, 3 agent, 4 firmware, 5-8 VBS/HVCI/guest facts, 9 enrollment, 10 WSUS, 11 baseline; 12 = all pass) with a reason code, a reason sentence, a fix and the evidence; g1..g11 hold every gate''s code.';
+comment on table audit.readiness is 'Materialized per run from audit.readiness_live when the run is audited. Readiness funnel: per run and Windows machine, the first failing gate (1 OS, 2 build, 3 agent, 4 firmware, 5-8 VBS/HVCI/guest facts, 9 enrollment, 10 WSUS, 11 baseline; 12 = all pass) with a reason code, a reason sentence, a fix and the evidence; every gate''s failing code (NULL: it passes) is in its own column: gate_os (1), gate_build (2), gate_agent (3), gate_firmware (4), gate_vbs_enabled (5), gate_vbs_running (6), gate_hvci (7), gate_vbs_known (8), gate_enrollment (9), gate_update_source (10), gate_baseline (11).';

@@ -19,7 +19,7 @@ proven as (
     -- Enabled, no guest facts, but the month's hotpatch installed without a reboot: VBS runs
     select r.*, 'pass' as status
     from readiness r
-    where r.hotpatch_status = 'Enabled' and r.g8 is null and (not r.has_guest_facts or r.evidence->>'vbs_status' is null) and r.hotpatch_without_reboot
+    where r.hotpatch_status = 'Enabled' and r.gate_vbs_known is null and (not r.has_guest_facts or r.evidence->>'vbs_status' is null) and r.hotpatch_without_reboot
         and r.first_failing_gate > 3
 ),
 all_rows as (

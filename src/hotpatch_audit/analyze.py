@@ -18,6 +18,7 @@ from hotpatch_audit.calendar import (
     load_calendar,
     validate_calendar,
 )
+from hotpatch_audit.column_docs import apply_column_comments
 from hotpatch_audit.prices import load_prices
 from hotpatch_audit.waivers import WaiverFile, apply_waivers
 
@@ -68,6 +69,7 @@ def apply_sql(con: duckdb.DuckDBPyConnection, project_root: Path, calendar_overr
                 audit_meta.create_every_audit(con, project_root)  # the union of the audit views the metadata names
             log.debug("applying %s", path)
             con.execute(path.read_text(encoding="utf-8"))
+    apply_column_comments(con, project_root)  # sql/columns/*.toml: what every column means
 
 
 MATERIALIZED = ("machine_months", "readiness", "coverage")  # what audit.findings is judged from
