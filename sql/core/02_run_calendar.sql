@@ -20,19 +20,23 @@ calendar as (
     select * from core.run_calendar where kind in ('baseline', 'hotpatch', 'unplanned_baseline')
 ),
 calendar_runs as (
-    select '' as run_id union all select run_id from meta.runs
+    select '' as run_id, current_date as as_of union all select run_id, cast(as_of as date) from meta.runs
 ),
 tracks as (
     select unnest(['ws2025', 'ws2022-azure-edition']) as track
 ),
 months as (
-    select cast(m as date) as month_start from range(date '2024-01-01', date '2028-01-01', interval 1 month) t(m)
+    -- from 2024-01 (the first hotpatch calendar) to a year past the run's as-of month, at least to 2027-12
+    select r.run_id, cast(unnest(range(date '2024-01-01',
+        greatest(date '2028-01-01', cast(date_trunc('month', r.as_of) + interval 13 month as date)),
+        interval 1 month)) as date) as month_start
+    from calendar_runs r
 ),
 grid as (
-    select r.run_id, t.track, strftime(m.month_start, '%Y-%m') as month, m.month_start,
+    select m.run_id, t.track, strftime(m.month_start, '%Y-%m') as month, m.month_start,
         -- second Tuesday: first Tuesday is day 1 + ((2 - isodow + 7) % 7), plus 7
         cast(m.month_start + to_days(cast((9 - isodow(m.month_start)) % 7 + 7 as integer)) as date) as second_tuesday
-    from calendar_runs r cross join tracks t cross join months m
+    from months m cross join tracks t
 )
 select
     g.run_id,
@@ -52,7 +56,7 @@ select
     c.source_url
 from grid g
 left join calendar c on c.run_id = g.run_id and c.track = g.track and c.month = g.month;
-comment on view core.run_calendar_months is 'Per run (run_id '''' = the current calendar): every (track, month) from 2024-01 to 2027-12 with its kind from the run''s calendar (core.run_calendar): the calendar row when there is one (rule_only false), else the default rule (Jan/Apr/Jul/Oct baseline, other months hotpatch; rule_only true, "calendar rule, not verified"). release_date falls back to the second Tuesday.';
+comment on view core.run_calendar_months is 'Per run (run_id '''' = the current calendar): every (track, month) from 2024-01 to 12 months past the run''s as-of month (at least to 2027-12) with its kind from the run''s calendar (core.run_calendar): the calendar row when there is one (rule_only false), else the default rule (Jan/Apr/Jul/Oct baseline, other months hotpatch; rule_only true, "calendar rule, not verified"). release_date falls back to the second Tuesday.';
 
 create or replace view core.run_calendar_baselines as
 select
@@ -69,7 +73,7 @@ comment on view core.run_calendar_baselines is 'Per run, track and month: the ba
 
 create or replace view ref.calendar_months as
 select * exclude (run_id) from core.run_calendar_months where run_id = '';
-comment on view ref.calendar_months is 'The current calendar''s month grid (core.run_calendar_months of run_id ''''): every (track, month) from 2024-01 to 2027-12 with its kind, the calendar row when there is one (rule_only false), else the default rule (rule_only true). Audits read their run''s own grid, never this one.';
+comment on view ref.calendar_months is 'The current calendar''s month grid (core.run_calendar_months of run_id ''''): every (track, month) from 2024-01 to 12 months past today (at least to 2027-12) with its kind, the calendar row when there is one (rule_only false), else the default rule (rule_only true). Audits read their run''s own grid, never this one.';
 
 create or replace view ref.calendar_baselines as
 select * exclude (run_id) from core.run_calendar_baselines where run_id = '';
