@@ -42,7 +42,8 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-SQL_FOLDERS: tuple[str, ...] = ("core", "audit", "report")
+# applied in this order; latest (main.latest_*: the run of record per scope) reads the others
+SQL_FOLDERS: tuple[str, ...] = ("core", "audit", "report", "latest")
 
 
 def apply_sql(con: duckdb.DuckDBPyConnection, project_root: Path, calendar_override: Path | None = None) -> None:

@@ -42,7 +42,8 @@ def schema_markdown(project_root: Path = PROJECT_ROOT) -> str:
         "",
         "Generated from the `COMMENT ON` text in `sql/` by `python -m hotpatch_audit.docgen`; do not edit.",
         "Open the file read-only for analysis: `duckdb -readonly out/ledger.duckdb` or",
-        "`hotpatch-audit query \"select ...\"`. Times are UTC.",
+        "`hotpatch-audit query \"select ...\"`. Times are UTC. The `latest_*` views (schema `main`) hold each",
+        "scope's run of record; ten questions answered with them: [cookbook.md](cookbook.md).",
         "",
     ]
     objects = con.execute(
