@@ -17,7 +17,7 @@ from prefect import flow, get_run_logger
 from prefect.artifacts import create_markdown_artifact
 
 from flows import observe, tasks
-from hotpatch_audit.config import Settings
+from hotpatch_audit.config import ReportFormat, Settings
 from hotpatch_audit.errors import HotpatchAuditError
 from hotpatch_audit.pipeline import (
     EXIT_INCOMPLETE,
@@ -33,7 +33,7 @@ from hotpatch_audit.pipeline import (
     start_run,
 )
 
-Format = Literal["html", "pdf", "csv", "parquet"]
+Format = ReportFormat  # html, pdf, csv, parquet, jsonl, ocsf: the setting formats
 
 
 def settings_from(**overrides: Any) -> Settings:

@@ -31,6 +31,10 @@ def _checkout_root() -> Path | None:
     return None
 
 
+# What the setting formats accepts (the CLI's --format choices are read from it): the reports, the analyst exports,
+# and the findings for a SIEM as JSON Lines and as OCSF events (docs/exports.md).
+ReportFormat = Literal["html", "pdf", "csv", "parquet", "jsonl", "ocsf"]
+
 CHECKOUT_ROOT = _checkout_root()
 # The default project root: the checkout when running from one, else the copy installed with the package.
 PROJECT_ROOT = CHECKOUT_ROOT or PACKAGED_RESOURCES
@@ -179,11 +183,12 @@ class Settings(BaseSettings):
         10, description="Findings listed per owner and per subscription in the PDF's Owners and subscriptions "
         "section (at most pdf_top_n; audit.html lists up to 100 each, the CSV has all). Each row costs the PDF "
         "render about 40 ms.", ge=1, le=1_000)
-    formats: list[Literal["html", "pdf", "csv", "parquet"]] = Field(
+    formats: list[ReportFormat] = Field(
         default_factory=lambda: ["html", "pdf", "csv", "parquet"],  # type: ignore[arg-type]
         description="Report formats to write: html, pdf, and the analyst exports as csv and parquet (docs/exports.md): "
         "the two registers (open_actions, exceptions) in both, the complete findings and machine-months in Parquet "
-        "(in CSV too with csv_detail).", min_length=1
+        "(in CSV too with csv_detail). Not by default, for a SIEM or data lake: jsonl (findings.jsonl, the findings "
+        "as JSON Lines) and ocsf (findings.ocsf.json, OCSF Compliance Finding events).", min_length=1
     )
     csv_detail: bool = Field(
         False, description="Also write the complete findings.csv and machine_months.csv (every row, pass included; "

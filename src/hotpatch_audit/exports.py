@@ -1,6 +1,7 @@
 """The analyst exports of a run (DuckDB COPY): the two registers, open_actions (the owner's list) and
 exceptions (the auditor's register), as CSV and Parquet; the complete findings and machine-months as
-Parquet, and as CSV only on request (setting csv_detail).
+Parquet, and as CSV only on request (setting csv_detail); the findings as JSON Lines for a SIEM on request (format
+jsonl; their OCSF events, format ocsf, are hotpatch_audit.ocsf).
 
 One definition per export (its columns with type and meaning) drives the files and docs/exports.md
 (written by `python -m hotpatch_audit.docgen`; a test keeps it current). Column lists are stable: new
@@ -27,7 +28,7 @@ from hotpatch_audit.files import atomic_write
 
 log = logging.getLogger(__name__)
 
-ExportFormat = Literal["csv", "parquet"]
+ExportFormat = Literal["csv", "parquet", "jsonl"]
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 # Bidirectional controls (marks, embeddings, overrides, isolates): shown as <U+XXXX>, never obeyed.
 BIDI_CONTROLS = (
@@ -65,8 +66,8 @@ class Export:
     detail: bool = False
 
     def ordered(self, fmt: ExportFormat) -> bool:
-        """Whether the file is sorted by order_by: every CSV and the registers' Parquet; the detail Parquet files
-        are in no particular order, for analysts who sort in their query."""
+        """Whether the file is sorted by order_by: every CSV and the registers' Parquet; the detail Parquet and
+        JSON Lines files are in no particular order, for analysts who sort in their query."""
         return fmt == "csv" or not self.detail
 
     @property
@@ -75,7 +76,7 @@ class Export:
         return tuple(c.name for c in self.columns)
 
     def file_name(self, fmt: ExportFormat) -> str:
-        """findings.csv, machine_months.parquet..."""
+        """findings.csv, machine_months.parquet, findings.jsonl..."""
         return f"{self.stem}.{fmt}"
 
 
@@ -99,7 +100,7 @@ FINDINGS = Export(
     table="audit.findings",
     description="Every finding of the run, pass included (the report lists only the open actions): the findings "
     "shape of docs/audits.md, then waiver_id and the lifecycle (docs/findings.md). One row per audit, code, "
-    "machine and month. Parquet always; CSV only with the csv_detail setting.",
+    "machine and month. Parquet always; CSV only with the csv_detail setting; JSON Lines with the format jsonl.",
     columns=(
         Column(
             "finding_id",
@@ -307,7 +308,10 @@ COVERAGE_EXCEPTIONS = Export(
 )
 
 EXPORTS: tuple[Export, ...] = (OPEN_ACTIONS, EXCEPTIONS, COVERAGE_EXCEPTIONS, FINDINGS, MACHINE_MONTHS)
-EXPORT_FORMATS: tuple[ExportFormat, ...] = ("csv", "parquet")
+EXPORT_FORMATS: tuple[ExportFormat, ...] = ("csv", "parquet", "jsonl")
+# The exports each format writes: CSV and Parquet every export, JSON Lines the findings (for a SIEM or data lake;
+# findings.ocsf.json, the same rows as OCSF events, is hotpatch_audit.ocsf).
+FORMAT_EXPORTS: dict[ExportFormat, tuple[Export, ...]] = {"csv": EXPORTS, "parquet": EXPORTS, "jsonl": (FINDINGS,)}
 
 
 def _literal(text: str) -> str:
@@ -355,21 +359,37 @@ def csv_cell_sql(expr: str) -> str:
     return formula_guard_sql(inert_sql(expr))
 
 
+def iso_utc_sql(expr: str) -> str:
+    """SQL for a TIMESTAMP (naive UTC, as the ledger stores times) as ISO 8601 / RFC 3339 text in UTC:
+    2026-08-14T16:05:00Z, with microseconds only when it has them; NULL stays NULL."""
+    return (f"strftime({expr}, '%Y-%m-%dT%H:%M:%S') || case when epoch_us({expr}) % 1000000 = 0 then '' "
+            f"else strftime({expr}, '.%f') end || 'Z'")
+
+
+def export_filter_sql(alias: str = "") -> str:
+    """The WHERE of every export: the run in getvariable('export_run_id'), the owner in getvariable('export_owner')
+    (NULL: every owner; NO_OWNER: the machines without one)."""
+    return (
+        f"{alias}run_id = getvariable('export_run_id')"
+        f" and (getvariable('export_owner') is null or coalesce({alias}owner, {_literal(NO_OWNER)}) ="
+        " getvariable('export_owner'))"
+    )
+
+
 def export_select(export: Export, fmt: ExportFormat) -> str:
-    """The SELECT of one export: the run in getvariable('export_run_id'), the owner in getvariable('export_owner')
-    (NULL: every owner); CSV cells are inert text with the formula guard (csv_cell_sql), Parquet keeps the
-    documented types and the values as stored."""
+    """The SELECT of one export (the run and owner of export_filter_sql); CSV cells are inert text with the formula
+    guard (csv_cell_sql), Parquet keeps the documented types and the values as stored, and so does JSON Lines,
+    but for its times (ISO 8601 text in UTC: JSON has no time type) and its JSON columns (nested JSON)."""
     cols = []
     for c in export.columns:
         if fmt == "csv" and c.type in ("VARCHAR", "JSON"):
             cols.append(f"{csv_cell_sql(f'cast({c.name} as varchar)')} as {c.name}")
+        elif fmt == "jsonl" and c.type == "TIMESTAMP":
+            cols.append(f"{iso_utc_sql(c.name)} as {c.name}")
         else:
             cols.append(f"cast({c.name} as {c.type}) as {c.name}")
     return (
-        f"select {', '.join(cols)} from {export.table}"
-        " where run_id = getvariable('export_run_id')"
-        f" and (getvariable('export_owner') is null or coalesce(owner, {_literal(NO_OWNER)}) ="
-        " getvariable('export_owner'))"
+        f"select {', '.join(cols)} from {export.table} where {export_filter_sql()}"
         + (f" order by {export.order_by}" if export.ordered(fmt) else "")
     )
 
@@ -385,7 +405,8 @@ def write_export(
     """COPY one run's rows (one owner's with owner) of an export to path, atomically; return the row count."""
     con.execute("set variable export_run_id = ?", [run_id])
     con.execute("set variable export_owner = ?", [owner])
-    options = "format csv, header true" if fmt == "csv" else "format parquet, compression zstd"
+    options = {"csv": "format csv, header true", "parquet": "format parquet, compression zstd",
+               "jsonl": "format json"}[fmt]
 
     def copy(tmp: Path) -> int:
         # An unsorted detail file need not keep the table's order: DuckDB then writes it in parallel (about half
@@ -409,14 +430,18 @@ def _prefix_words() -> str:
 
 
 def exports_markdown() -> str:
-    """docs/exports.md: every export and column, from EXPORTS."""
+    """docs/exports.md: every export and column, from EXPORTS; the OCSF events from hotpatch_audit.ocsf."""
+    from hotpatch_audit.ocsf import ocsf_markdown  # ocsf builds on this module
+
     lines = [
         "# Exports",
         "",
         "Generated from `src/hotpatch_audit/exports.py` by `python -m hotpatch_audit.docgen`; do not edit.",
         "",
         "Every report folder holds the run's rows for analysts, written with DuckDB `COPY`, in two formats",
-        "(`--format csv`, `--format parquet`; both by default). Per-owner folders (`--per-owner`) hold the",
+        "(`--format csv`, `--format parquet`; both by default). For a SIEM or a security data lake, two more",
+        "formats write the findings, not by default: `--format jsonl` (`findings.jsonl`) and `--format ocsf`",
+        "(`findings.ocsf.json`, [OCSF events](#findingsocsfjson)). Per-owner folders (`--per-owner`) hold the",
         "same files with only that owner's rows.",
         "",
         "- **CSV** (UTF-8, header row, comma-separated, RFC 4180 quoting, empty cell for NULL): every cell is",
@@ -428,14 +453,33 @@ def exports_markdown() -> str:
         "- **Parquet** (zstd): the values as stored in the ledger, with the types below (DuckDB names): typed",
         "  analyst data, untrusted text included byte for byte (control characters too), so clean it before",
         "  you display it. Read it with `duckdb -c \"select * from 'findings.parquet'\"`, pandas or Polars.",
+        "- **JSON Lines** (`findings.jsonl`, UTF-8, one JSON object per line, DuckDB `COPY ... (FORMAT json)`):",
+        "  the rows and columns of `findings.parquet`, keys in column order, values as stored like the Parquet",
+        "  file (untrusted text byte for byte, JSON-escaped, so every line parses: clean it before you display",
+        "  it), NULL as `null`, the JSON column (`evidence`) as nested JSON, times (`closed_at`) as ISO 8601",
+        "  text in UTC (`2026-08-14T16:05:00Z`). In no particular order. Read it with",
+        "  `duckdb -c \"select * from 'findings.jsonl'\"`, `jq`, or a SIEM's JSON Lines input.",
+        "",
+        "**Which rows the SIEM formats carry.** Both carry every finding of the run, pass and unknown included:",
+        "the rows of `findings.parquet`. A SIEM tracks a finding by its id (`finding_id`, OCSF",
+        "`finding_info.uid`), stable from run to run: it needs the pass and closed rows to close what an",
+        "earlier run reported (Prowler's OCSF output likewise has every check result, PASS included), and the",
+        "auditor needs what passed and what could not be judged, not only the failures. The owner's open list",
+        "is one filter away: `state` open (OCSF `status_id` 1, New); the non-compliant rows: `status` fail, warn",
+        "or waived, opportunities aside (OCSF `compliance.status_id` 3, Fail). A finding that describes the",
+        "machine now (WSUS, VBS, enrollment) has no row once fixed ([findings.md](findings.md)): a SIEM closes",
+        "it when the next run's file lacks its id, or reads `hotpatch-audit diff`. Sizes: about 1.4 KB a JSON",
+        "Lines row and 2.7 KB an OCSF event (the Parquet file: about 50 bytes a row); gzip makes them 20 and",
+        "30 times smaller.",
         "",
         "Column lists are stable: new columns are only appended. Every file is listed with its size and",
         "SHA-256 in the folder's `manifest.json` (see the README, *Outputs*).",
         "",
     ]
     for export in EXPORTS:
+        names = [f"`{export.file_name(fmt)}`" for fmt, exports in FORMAT_EXPORTS.items() if export in exports]
         lines += [
-            f"## `{export.stem}.csv`, `{export.stem}.parquet`",
+            f"## {', '.join(names)}",
             "",
             f"{export.description} Read from `{export.table}` (the run's rows; the per-owner files: the owner's).",
             "",
@@ -451,4 +495,5 @@ def exports_markdown() -> str:
             for i, c in enumerate(export.columns, 1)
         ]
         lines.append("")
+    lines += ocsf_markdown()
     return "\n".join(lines)

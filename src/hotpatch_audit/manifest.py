@@ -41,13 +41,16 @@ class ManifestError(HotpatchAuditError):
 
 
 def _kind(rel: PurePosixPath) -> str:
-    """What a listed file is: pdf, html, csv, parquet, checksums, manifest or snapshot (a page or its manifest)."""
+    """What a listed file is: pdf, html, csv, parquet, jsonl, ocsf (findings.ocsf.json), checksums, manifest or
+    snapshot (a page or its manifest)."""
     if "snapshot" in rel.parts[:-1]:
         return "snapshot"
     if rel.name == SUMS_NAME:
         return "checksums"
     if rel.name == MANIFEST_NAME:
         return "manifest"
+    if rel.name.endswith(".ocsf.json"):
+        return "ocsf"
     return rel.suffix.lstrip(".") or "file"
 
 

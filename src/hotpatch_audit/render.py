@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from functools import lru_cache, wraps
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 from urllib.parse import urlsplit
 from urllib.request import url2pathname
 from zoneinfo import ZoneInfo
@@ -23,14 +23,16 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from hotpatch_audit import __version__, audit_meta, charts, i18n
-from hotpatch_audit.config import Settings
+from hotpatch_audit.config import ReportFormat, Settings
 from hotpatch_audit.duck import connect
 from hotpatch_audit.errors import HotpatchAuditError, RenderError
-from hotpatch_audit.exports import EXPORTS, FINDINGS, NO_OWNER, inert, write_export
+from hotpatch_audit.exports import FINDINGS, FORMAT_EXPORTS, NO_OWNER, inert, write_export
 from hotpatch_audit.exports import neutralise_cell as neutralise_cell  # its home is exports; kept importable here
 from hotpatch_audit.files import atomic_write
 from hotpatch_audit.finding_text import translate_finding, translate_phrase
 from hotpatch_audit.manifest import utc_stamp
+from hotpatch_audit.ocsf import FILE_NAME as OCSF_FILE_NAME
+from hotpatch_audit.ocsf import write_findings_ocsf
 from hotpatch_audit.prices import prices_version
 
 log = logging.getLogger(__name__)
@@ -812,14 +814,15 @@ def render_reports(
     generated_at: datetime | None = None,
     owner: str | None = None,
 ) -> list[Path]:
-    """Render audit.html, audit.pdf and the exports (findings and machine_months as .csv and .parquet, see
-    hotpatch_audit.exports) for one run from the ledger (opened read-only); return the paths written.
+    """Render audit.html, audit.pdf and the exports (the registers, findings and machine_months as .csv and
+    .parquet, see hotpatch_audit.exports; the findings as findings.jsonl and findings.ocsf.json with the formats
+    jsonl and ocsf, hotpatch_audit.ocsf) for one run from the ledger (opened read-only); return the paths written.
 
     With owner, every report view and the exports are scoped to that owner's machines and findings (the
     report_owner variable the report views filter on; '(no owner tag)' selects machines without one).
     generated_at (default: now, whole seconds) is the report's date, also the PDF's CreationDate.
     """
-    unknown = set(formats) - {"html", "pdf", "csv", "parquet"}
+    unknown = set(formats) - set(get_args(ReportFormat))
     if unknown:
         raise RenderError(f"unknown report formats {sorted(unknown)}")
     root = settings.project_root
@@ -845,14 +848,20 @@ def render_reports(
             elif not con.execute("select 1 from meta.runs where run_id = ?", [run_id]).fetchone():
                 raise RenderError(f"run {run_id!r} is not in the ledger")
         for fmt in formats:
-            if fmt in ("csv", "parquet"):
-                # The analyst exports (docs/exports.md): findings and machine-months, DuckDB COPY
-                for export in EXPORTS:
+            if fmt == "ocsf":  # the findings as OCSF Compliance Finding events, for a SIEM (docs/exports.md)
+                path = out_dir / OCSF_FILE_NAME
+                with _timed(path.name), _failure(f"write {path}"):
+                    write_findings_ocsf(con, path, run_id, owner)
+                written.append(path)
+                continue
+            if fmt in FORMAT_EXPORTS:
+                # The analyst exports (docs/exports.md): registers, findings and machine-months, DuckDB COPY
+                for export in FORMAT_EXPORTS[fmt]:
                     if fmt == "csv" and export.detail and not settings.csv_detail:
                         continue  # the complete detail is in Parquet; CSV on request (csv_detail)
-                    path = out_dir / export.file_name(fmt)  # type: ignore[arg-type]
+                    path = out_dir / export.file_name(fmt)
                     with _timed(path.name), _failure(f"write {path}"):
-                        write_export(con, export, fmt, path, run_id, owner)  # type: ignore[arg-type]
+                        write_export(con, export, fmt, path, run_id, owner)
                     written.append(path)
                 continue
             path = out_dir / {"html": "audit.html", "pdf": "audit.pdf"}[fmt]
