@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 
 from hotpatch_audit.config import CHECKOUT_ROOT, PROJECT_ROOT, Settings
+from hotpatch_audit.duck import STORAGE_VERSION
 
 
 def settings_markdown() -> str:
@@ -44,6 +45,11 @@ def schema_markdown(project_root: Path = PROJECT_ROOT) -> str:
         "Open the file read-only for analysis: `duckdb -readonly out/ledger.duckdb` or",
         "`hotpatch-audit query \"select ...\"`. Times are UTC. The `latest_*` views (schema `main`) hold each",
         "scope's run of record; ten questions answered with them: [cookbook.md](cookbook.md).",
+        "",
+        f"The file is written in DuckDB's storage format {STORAGE_VERSION}: every DuckDB from 1.0 on opens it (the",
+        "command line, Python, R, DBeaver, notebooks), as well as the DuckDB 2 the tool runs. A ledger an earlier",
+        "version of the tool wrote in DuckDB 2's own format is converted once, on the next audit run, after",
+        "checking that every table's rows are the same in the copy (the original stays if anything differs).",
         "",
     ]
     objects = con.execute(
