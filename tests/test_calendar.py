@@ -217,7 +217,7 @@ def test_cli_check_default_period_and_usage_errors(tmp_path: Path) -> None:
     assert _cli("check", "--from", "2026-01", "--months", "3").exit_code == 2
     assert _cli("check", "--end", "2026-13").exit_code == 2
     assert _cli("check", "--from", "2026-11", "--to", "2026-01").exit_code == 2
-    assert _cli("check", "-o", "json").exit_code == 2
+    assert _cli("check", "-o", "yaml").exit_code == 2
     bad = _cli("--override", str(_override(tmp_path, "ws2025,2026-12,hotfix,,,,all,,,,,,false,\n")))
     assert bad.exit_code == 2 and "field kind" in bad.stderr
 

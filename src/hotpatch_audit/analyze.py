@@ -20,6 +20,7 @@ from hotpatch_audit.calendar import (
 )
 from hotpatch_audit.column_docs import apply_column_comments
 from hotpatch_audit.prices import load_prices
+from hotpatch_audit.progress import step
 from hotpatch_audit.waivers import WaiverFile, apply_waivers
 
 # The calendar lives in hotpatch_audit.calendar; its names are re-exported here for existing imports.
@@ -80,7 +81,9 @@ REGISTERS_MATERIALIZED = ("open_actions",)  # read from audit.findings once its 
 def _store(con: duckdb.DuckDBPyConnection, run_id: str, names: tuple[str, ...]) -> None:
     for name in names:
         con.execute(f"delete from audit.{name} where run_id = ?", [run_id])
-        con.execute(f"insert into audit.{name} by name select * from audit.{name}_live where run_id = ?", [run_id])
+        stored = con.execute(f"insert into audit.{name} by name select * from audit.{name}_live where run_id = ?",
+                             [run_id]).fetchone()
+        step("judge", f"audit.{name}", int(stored[0]) if stored else None)
 
 
 def materialize_run(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
@@ -104,5 +107,5 @@ def materialize_findings(con: duckdb.DuckDBPyConnection, run_id: str, waivers: W
     apply_waivers(con, run_id, waivers)
     materialize_registers(con, run_id)
     (count,) = con.execute("select count(*) from audit.findings where run_id = ?", [run_id]).fetchone() or (0,)
-    log.info("materialized %d findings for run %s", count, run_id)
+    step("judge", "audit.findings", int(count))
     return int(count)

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import csv
 import re
-import sys
 from collections.abc import Sequence
 from datetime import date
 from pathlib import Path
@@ -21,16 +19,17 @@ from hotpatch_audit.calendar import (
     months_to_verify,
 )
 from hotpatch_audit.config import Settings
-from hotpatch_audit.console import err, guard, out, settings_from
+from hotpatch_audit.console import Output, err, guard, out, settings_from, write_rows
 from hotpatch_audit.errors import ConfigError
 
 calendar_app = typer.Typer(add_completion=False, rich_markup_mode=None)  # help: the callback's docstring
 
 OverrideOpt = Annotated[
     Path | None,
-    typer.Option("--override", help="Calendar override CSV [default: setting calendar_override_path]"),
+    typer.Option("--override", metavar="FILE", help="Calendar override CSV [default: setting calendar_override_path]"),
 ]
-OutputOpt = Annotated[str, typer.Option("--output", "-o", help="table or csv")]
+OutputOpt = Annotated[Output, typer.Option(
+    "--output", "-o", help="table for people; csv or json (an array of objects) for tools")]
 SHOWN = ("track", "month", "kind", "kb", "os_build", "release_date", "verified", "source")
 _MONTH = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 
@@ -43,23 +42,15 @@ def _calendar(override: Path | None) -> tuple[Settings, Path | None]:
 
 
 def _print(columns: tuple[str, ...], rows: Sequence[tuple[str, ...]], output: str, title: str) -> None:
-    if output == "csv":
-        writer = csv.writer(sys.stdout)
-        writer.writerow(columns)
-        writer.writerows(rows)
+    if output != "table":  # the CSV (formula-guarded, as every CSV of the tool) and JSON have the source whole
+        write_rows(columns, rows, output)
         return
     table = Table(title=title)
     for c in columns:
         table.add_column(c, no_wrap=c != "source", overflow="fold")
-    for row in rows:  # the table shows the start of a long source; the CSV has it whole
-        cells = zip(columns, row, strict=True)
-        table.add_row(*(v[:59] + "…" if c == "source" and len(v) > 60 else v for c, v in cells))
-    out.print(table)
-
-
-def _check_output(output: str) -> None:
-    if output not in ("table", "csv"):
-        raise ConfigError("--output must be table or csv")
+    shortened = [tuple(v[:59] + "…" if c == "source" and v and len(v) > 60 else v
+                       for c, v in zip(columns, row, strict=True)) for row in rows]
+    write_rows(columns, shortened, "table", table=table)
 
 
 @calendar_app.callback(invoke_without_command=True)
@@ -73,11 +64,10 @@ def calendar(ctx: typer.Context, override: OverrideOpt = None, output: OutputOpt
     """
     if ctx.invoked_subcommand is not None:
         return
-    _check_output(output)
     settings, path = _calendar(override)
     rows: list[CalendarRow] = calendar_rows(settings.project_root, path)
     version = calendar_version(settings.project_root, path)
-    (err if output == "csv" else out).print(
+    (out if output == "table" else err).print(
         f"calendar version {version}" + (f" (with override {path})" if path else ""), highlight=False
     )
     _print(SHOWN, [tuple(r.get(c) for c in SHOWN) for r in rows], output, "Release calendar")
@@ -86,10 +76,14 @@ def calendar(ctx: typer.Context, override: OverrideOpt = None, output: OutputOpt
 @calendar_app.command()
 @guard
 def check(
-    start: Annotated[str | None, typer.Option("--from", help="First month, YYYY-MM (with --to)")] = None,
-    to: Annotated[str | None, typer.Option("--to", help="Last month, YYYY-MM [default: current month]")] = None,
-    months: Annotated[int | None, typer.Option(help="Months up to --end [default: setting period_months]")] = None,
-    end: Annotated[str | None, typer.Option(help="Last month, YYYY-MM [default: current month]")] = None,
+    start: Annotated[str | None, typer.Option("--from", metavar="YYYY-MM",
+        help="First month, YYYY-MM (with --to)")] = None,
+    to: Annotated[str | None, typer.Option("--to", metavar="YYYY-MM",
+        help="Last month, YYYY-MM [default: current month]")] = None,
+    months: Annotated[int | None, typer.Option(metavar="N",
+        help="Months up to --end [default: setting period_months]")] = None,
+    end: Annotated[str | None, typer.Option(metavar="YYYY-MM",
+        help="Last month, YYYY-MM [default: current month]")] = None,
     override: OverrideOpt = None,
     output: OutputOpt = "table",
 ) -> None:
@@ -100,7 +94,6 @@ def check(
 
     Example: hotpatch-audit calendar check --months 12 --end 2026-11
     """
-    _check_output(output)
     if start and months is not None:
         raise ConfigError("give --from/--to or --months/--end, not both")
     if to and end:

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import csv
-import sys
+from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from hotpatch_audit.console import err, out, settings_from
+from hotpatch_audit.console import Output, err, out, settings_from, write_rows
 from hotpatch_audit.diff import CHANGE_COLUMNS, CHANGES, Diff, diff_runs
-from hotpatch_audit.errors import ConfigError
 
-
-def _csv_cell(value: Any) -> Any:
-    from hotpatch_audit.exports import csv_cell
-
-    return "" if value is None else csv_cell(value if isinstance(value, (int, float)) else str(value))
+if TYPE_CHECKING:
+    Change = StrEnum
+else:  # the changes, shown as the --change choices
+    Change = StrEnum("Change", {c: c for c in CHANGES})
 
 
 def _print_table(result: Diff) -> None:
@@ -39,15 +36,20 @@ def _print_table(result: Diff) -> None:
 
 
 def diff(
-    run_a: Annotated[str | None, typer.Argument(help="Earlier run [default: previous good monthly run]")] = None,
-    run_b: Annotated[str | None, typer.Argument(help="Later run of the same scope [default: latest good monthly run]")]
+    run_a: Annotated[str | None, typer.Argument(metavar="[RUN_A]",
+        help="Earlier run [default: previous good monthly run]")] = None,
+    run_b: Annotated[str | None, typer.Argument(metavar="[RUN_B]",
+        help="Later run of the same scope [default: latest good monthly run]")]
     = None,
-    ledger: Annotated[Path | None, typer.Option("--ledger", help="DuckDB ledger file [default: out/ledger.duckdb]")]
+    ledger: Annotated[Path | None, typer.Option("--ledger", metavar="FILE",
+        help="DuckDB ledger file [default: out/ledger.duckdb]")]
     = None,
-    output: Annotated[str, typer.Option("--output", "-o", help="table or csv")] = "table",
+    output: Annotated[Output, typer.Option(
+        "--output", "-o", help="table for people; csv or json (an array of objects) for tools")] = "table",
     change: Annotated[
-        list[str] | None,
-        typer.Option("--change", "--status", help="Only these changes (repeatable): " + ", ".join(CHANGES)),
+        list[Change] | None,
+        typer.Option("--change", "--status", metavar="[" + "|".join(Change) + "]",
+            help="Only these changes (repeatable)"),
     ] = None,
 ) -> None:
     """Month over month: findings new, regressed, still open, fixed, unknown or waived between two runs.
@@ -62,16 +64,12 @@ def diff(
     from hotpatch_audit.ledger import open_reader
     from hotpatch_audit.pipeline import refresh_definitions
 
-    if output not in ("table", "csv"):
-        raise ConfigError("--output must be table or csv")
     settings = settings_from(ledger_path=ledger)
     refresh_definitions(settings)  # the ledger may predate the month-over-month views
     with open_reader(settings.path(settings.ledger_path), timeout=settings.lock_timeout_seconds,
                      memory_limit=settings.duckdb_memory_limit, on_wait=err.print) as con:
-        result = diff_runs(con, run_a, run_b, changes=tuple(change) if change else None)
-    if output == "csv":
-        writer = csv.writer(sys.stdout)
-        writer.writerow(CHANGE_COLUMNS)
-        writer.writerows([_csv_cell(r[c]) for c in CHANGE_COLUMNS] for r in result.rows)
+        result = diff_runs(con, run_a, run_b, changes=tuple(c.value for c in change) if change else None)
+    if output != "table":
+        write_rows(CHANGE_COLUMNS, [[r[c] for c in CHANGE_COLUMNS] for r in result.rows], output)
         return
     _print_table(result)

@@ -19,9 +19,9 @@ from hotpatch_audit.pipeline import EXIT_OK
 
 @guard
 def import_facts(
-    file: Annotated[Path, typer.Argument(help="Guest facts: CSV, JSON array of objects, or NDJSON")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Guest facts: CSV, JSON array of objects, or NDJSON")],
     ledger: Annotated[
-        Path | None, typer.Option("--ledger", help="DuckDB ledger file [default: out/ledger.duckdb]")
+        Path | None, typer.Option("--ledger", metavar="FILE", help="DuckDB ledger file [default: out/ledger.duckdb]")
     ] = None,
     check: Annotated[
         bool, typer.Option("--check", help="Validate the file only; do not open the ledger")

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import csv
 import functools
+import json
 import os
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any, Literal
 
 import click
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.table import Table
 
 from hotpatch_audit.config import Settings
 from hotpatch_audit.errors import ConfigError, HotpatchAuditError, RunInterrupted
@@ -20,8 +25,64 @@ EXIT_USAGE, EXIT_FAILED = 2, 3  # as in hotpatch_audit.pipeline (0 ok, 1 incompl
 
 # Messages carry paths and Azure text: never wrapped mid-word (soft_wrap), never highlighted. Callers
 # pass untrusted text through rich.markup.escape so it is never read as markup.
-err = Console(stderr=True, soft_wrap=True, highlight=False)
+err = Console(stderr=True, soft_wrap=True, highlight=False)  # notes and progress: silenced by --quiet
+alerts = Console(stderr=True, soft_wrap=True, highlight=False)  # errors and warnings: always shown
 out = Console()
+CONSOLES = (err, alerts, out)
+
+OUTPUTS = ("table", "csv", "json")  # -o of query, diff and calendar
+Output = Literal["table", "csv", "json"]
+
+
+def write_rows(columns: Sequence[str], rows: Iterable[Sequence[Any]], output: str, *, title: str | None = None,
+               table: Table | None = None) -> None:
+    """Rows as the -o option asks, on stdout: csv (text inert and formula-guarded, as every CSV the tool writes;
+    numbers stay numbers), json (an array of objects, one per row: numbers, true/false and null as JSON, times
+    ISO 8601, other values as text; every non-ASCII character escaped, so no control or bidirectional character
+    reaches the terminal and the text round-trips exactly), or a table (text inert and markup-escaped; `table`
+    brings its own column layout)."""
+    from hotpatch_audit.exports import csv_cell, inert
+
+    if output == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow([csv_cell(str(c)) for c in columns])
+        writer.writerows([_csv_value(v, csv_cell) for v in row] for row in rows)
+        return
+    if output == "json":
+        records = [dict(zip(columns, (_json_value(v) for v in row), strict=True)) for row in rows]
+        sys.stdout.write(json.dumps(records, ensure_ascii=True, indent=1) + "\n")
+        return
+    if table is None:
+        table = Table(*(escape(inert(str(c))) for c in columns), title=title)
+    for row in rows:
+        table.add_row(*("" if v is None else escape(inert(str(v))) for v in row))
+    out.print(table)
+
+
+def _csv_value(value: Any, csv_cell: Callable[[Any], Any]) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return value if isinstance(value, int | float | Decimal) else csv_cell(str(value))
+
+
+def _json_value(value: Any) -> Any:
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if isinstance(value, datetime | date | time):
+        return value.isoformat()
+    if isinstance(value, timedelta):
+        return value.total_seconds()
+    if isinstance(value, list | tuple):
+        return [_json_value(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _json_value(v) for k, v in value.items()}
+    if isinstance(value, bytes):
+        return value.hex()
+    return str(value)
 
 
 # Set by the CLI's --verbose: unexpected errors then print their traceback too (it always goes to a log file).
@@ -40,18 +101,18 @@ def guard(fn: Callable[..., Any]) -> Callable[..., Any]:
         except (typer.Exit, typer.Abort, click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
         except ConfigError as exc:
-            err.print("[red]usage error:[/red]", escape(one_line(exc)))
+            alerts.print("[red]usage error:[/red]", escape(one_line(exc)))
             raise typer.Exit(EXIT_USAGE) from None
         except HotpatchAuditError as exc:
-            err.print("[red]error:[/red]", escape(one_line(exc)))
+            alerts.print("[red]error:[/red]", escape(one_line(exc)))
             raise typer.Exit(EXIT_FAILED) from None
         except (KeyboardInterrupt, RunInterrupted) as exc:
             signal_name = str(exc) if isinstance(exc, RunInterrupted) else "SIGINT (Ctrl-C)"
-            err.print("[red]interrupted:[/red]", escape(f"{signal_name}; a run in progress was marked failed, "
+            alerts.print("[red]interrupted:[/red]", escape(f"{signal_name}; a run in progress was marked failed, "
                                                         "earlier runs and reports are as they were"))
             raise typer.Exit(EXIT_FAILED) from None
         except Exception as exc:  # noqa: BLE001 - the last line of defence: one line, traceback to a file
-            err.print("[red]error:[/red]", escape(f"{describe(exc)}{_traceback_note(exc)}"))
+            alerts.print("[red]error:[/red]", escape(f"{describe(exc)}{_traceback_note(exc)}"))
             raise typer.Exit(EXIT_FAILED) from None
 
     return wrapper

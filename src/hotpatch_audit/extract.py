@@ -24,6 +24,7 @@ from hotpatch_audit.files import (
     staging_folder,
     write_sums,
 )
+from hotpatch_audit.progress import step
 from hotpatch_audit.sources import SNAPSHOT_FORMAT, Source
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,7 @@ def _extract_into(
                 result.error = f"received {result.rows} rows of {result.total_records} announced"
             else:
                 result.complete = True
+            step("extract", spec.name, result.rows)
         except (SnapshotError, AuthError):
             # A malformed saved snapshot is bad input, and a refused credential fails every query alike: not a
             # collection gap, so the run fails at once (the flow's extract task does not retry either).

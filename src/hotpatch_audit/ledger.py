@@ -26,6 +26,7 @@ from hotpatch_audit.duck import DEFAULT_MEMORY_LIMIT, STORAGE_VERSION, connect
 from hotpatch_audit.errors import LedgerBusyError, LedgerError, SnapshotError
 from hotpatch_audit.extract import Snapshot
 from hotpatch_audit.files import pid_alive
+from hotpatch_audit.progress import step
 from hotpatch_audit.waivers import WaiverFile
 
 log = logging.getLogger(__name__)
@@ -501,6 +502,7 @@ def load_snapshot(con: duckdb.DuckDBPyConnection, run_id: str, snap: Snapshot) -
         for name, q in snap.queries.items():
             files = sorted((snap.directory / name).glob("page-*.json"))
             counts[name] = load_query_pages(con, run_id, name, files, q.rows)
+            step("load", name, counts[name])
             con.execute(
                 "INSERT INTO meta.query_stats VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [run_id, name, q.file, q.sha256, q.pages, q.rows, q.total_records, q.complete, q.error,

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
+EXIT_FINDINGS = 4  # --fail-on: the run has open findings at or above the given severity
 MONTHLY_RUN_TIME = time(3, 0)
 
 
@@ -560,3 +561,21 @@ def run_note(settings: Settings, run_id: str) -> str | None:
                      memory_limit=settings.duckdb_memory_limit) as con:
         row = con.execute("SELECT note FROM meta.runs WHERE run_id = ?", [run_id]).fetchone()
     return str(row[0]) if row and row[0] else None
+
+
+def open_findings_at_or_above(settings: Settings, run_id: str, severity: str) -> dict[str, int]:
+    """The run's open findings (audit.open_findings: state open, waived ones excluded) at or above `severity`
+    (critical > high > medium > low > info), counted per severity, most severe first; empty when there are none.
+    What `--fail-on SEVERITY` gates on."""
+    from hotpatch_audit.audit_meta import SEVERITIES
+    from hotpatch_audit.ledger import open_reader
+
+    if severity not in SEVERITIES:
+        raise ConfigError(f"--fail-on {severity!r}: expected one of {', '.join(SEVERITIES)}")
+    wanted = SEVERITIES[: SEVERITIES.index(severity) + 1]
+    with open_reader(settings.path(settings.ledger_path), timeout=settings.lock_timeout_seconds,
+                     memory_limit=settings.duckdb_memory_limit) as con:
+        rows = dict(con.execute(
+            "SELECT severity, count(*) FROM audit.open_findings WHERE run_id = ? AND list_contains(?, severity)"
+            " GROUP BY severity", [run_id, list(wanted)]).fetchall())
+    return {s: int(rows[s]) for s in wanted if rows.get(s)}

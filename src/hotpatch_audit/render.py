@@ -34,6 +34,7 @@ from hotpatch_audit.manifest import utc_stamp
 from hotpatch_audit.ocsf import FILE_NAME as OCSF_FILE_NAME
 from hotpatch_audit.ocsf import write_findings_ocsf
 from hotpatch_audit.prices import prices_version
+from hotpatch_audit.progress import step
 
 log = logging.getLogger(__name__)
 
@@ -375,7 +376,14 @@ def apply_report_views(con: duckdb.DuckDBPyConnection, project_root: Path) -> No
 def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> list[Row]:
     cur = con.execute(sql, list(params))
     names = [d[0] for d in cur.description or ()]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    rows = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
+    read = _READS.search(sql)
+    if read:  # the report's sections are read view by view: shown live on a terminal
+        step("render", f"read {read.group(1)}", len(rows), detail=True)
+    return rows
+
+
+_READS = re.compile(r"from\s+((?:report|audit|meta|core)\.\w+)", re.IGNORECASE)
 
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any]) -> Row:
@@ -850,8 +858,8 @@ def render_reports(
         for fmt in formats:
             if fmt == "ocsf":  # the findings as OCSF Compliance Finding events, for a SIEM (docs/exports.md)
                 path = out_dir / OCSF_FILE_NAME
-                with _timed(path.name), _failure(f"write {path}"):
-                    write_findings_ocsf(con, path, run_id, owner)
+                with _timed(path.name, owner) as timed, _failure(f"write {path}"):
+                    timed.count = write_findings_ocsf(con, path, run_id, owner)
                 written.append(path)
                 continue
             if fmt in FORMAT_EXPORTS:
@@ -860,12 +868,12 @@ def render_reports(
                     if fmt == "csv" and export.detail and not settings.csv_detail:
                         continue  # the complete detail is in Parquet; CSV on request (csv_detail)
                     path = out_dir / export.file_name(fmt)
-                    with _timed(path.name), _failure(f"write {path}"):
-                        write_export(con, export, fmt, path, run_id, owner)
+                    with _timed(path.name, owner) as timed, _failure(f"write {path}"):
+                        timed.count = write_export(con, export, fmt, path, run_id, owner)
                     written.append(path)
                 continue
             path = out_dir / {"html": "audit.html", "pdf": "audit.pdf"}[fmt]
-            with _timed(path.name), _failure(f"write {path}"):
+            with _timed(path.name, owner), _failure(f"write {path}"):
                 medium: Medium = "html" if fmt == "html" else "pdf"
                 cap_here = _medium_cap(medium, settings)
                 assert data is not None
@@ -947,16 +955,23 @@ def report_html(
 
 
 class _timed:
-    """Log how long a step took (figures only)."""
+    """Log how long a step took (figures only) and report it done (hotpatch_audit.progress) with its count of
+    rows when the block sets one; an owner's report files are detail steps (no line each off a terminal)."""
 
-    def __init__(self, what: str) -> None:
+    def __init__(self, what: str, owner: str | None = None) -> None:
         self.what = what
+        self.owner = owner
+        self.count: int | None = None
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> _timed:
         self.start = time.perf_counter()
+        return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, *exc: object) -> None:
         log.info("%s: %.2f s", self.what, time.perf_counter() - self.start)
+        if kind is None:
+            what = self.what if self.owner is None else f"{self.what} ({inert(self.owner)})"
+            step("render", what, self.count, detail=self.owner is not None)
 
 
 def context_fields_help() -> Iterator[tuple[str, str, str]]:
