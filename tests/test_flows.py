@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -255,6 +256,17 @@ def test_log_lines_written_on_extract_threads_reach_the_flow_run(good_run: State
     # "query <name>: N pages, ..." is logged by each query's worker thread (arg_max_workers = 4)
     for spec in load_queries(PROJECT_ROOT):
         assert any(m.startswith(f"query {spec.name}: ") and "complete=True" in m for m in messages), spec.name
+        # and one line per step of each stage (hotpatch_audit.progress), with its rows
+        assert any(m.startswith(f"load {spec.name}: ") for m in messages), spec.name
+    steps = ("judge audit.machine_months: ", "judge audit.findings: ", "render audit.html", "render audit.pdf",
+             "render open_actions.csv: ")
+    for _ in range(30):  # the last lines reach the API in the log handler's next batch, shortly after the run
+        if all(any(m.startswith(step) for m in messages) for step in steps):
+            break
+        time.sleep(1)
+        messages = flow_run_logs(good_run)
+    for step in steps:
+        assert any(m.startswith(step) for m in messages), (step, [m for m in messages if m.startswith("render")])
 
 
 def test_the_run_publishes_its_figures_and_a_link_to_its_report(good_run: State[Any]) -> None:
