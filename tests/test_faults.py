@@ -253,7 +253,7 @@ def cli(args: list[str], env: dict[str, str] | None = None) -> tuple[int, str, l
     root = logging.getLogger()
     root.addHandler(handler)
     try:
-        result = CliRunner().invoke(app, args, env=env)
+        result = CliRunner().invoke(app, ["--quiet", *args], env=env)  # errors only: the one line checked
     finally:
         root.removeHandler(handler)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
@@ -450,7 +450,7 @@ def test_signal_mid_run(base: Base, tmp_path: Path, sig: signal.Signals) -> None
     case = base.case(tmp_path)
     env = _subprocess_env(case)
     env["HOTPATCH_AUDIT_ARG_TOKEN"] = TOKEN
-    command = [sys.executable, "-c", LAUNCH, "run", "--source", "arg", "--endpoint", str(base.emulator.url),
+    command = [sys.executable, "-c", LAUNCH, "--quiet", "run", "--source", "arg", "--endpoint", str(base.emulator.url),
                "--ca-bundle", str(base.emulator.ca_bundle), "--as-of", "2026-11-25T03:00Z", "--format", "csv",
                "--out", str(case.reports / "interrupted")]
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
