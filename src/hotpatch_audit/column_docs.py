@@ -18,6 +18,7 @@ from pathlib import Path
 
 import duckdb
 
+from hotpatch_audit.duck import sql_literal
 from hotpatch_audit.errors import ConfigError
 
 COLUMN_DOCS_DIR = Path("sql") / "columns"
@@ -104,8 +105,7 @@ def apply_column_comments(con: duckdb.DuckDBPyConnection, project_root: Path) ->
 
 def _comment(con: duckdb.DuckDBPyConnection, schema: str, table: str, column: str, meaning: str | None) -> None:
     if meaning:
-        quoted = meaning.replace("'", "''")
-        con.execute(f'COMMENT ON COLUMN {schema}."{table}"."{column}" IS \'{quoted}\'')
+        con.execute(f'COMMENT ON COLUMN {schema}."{table}"."{column}" IS {sql_literal(meaning)}')
 
 
 def undocumented_columns(con: duckdb.DuckDBPyConnection) -> list[str]:

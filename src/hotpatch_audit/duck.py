@@ -13,6 +13,12 @@ DEFAULT_MEMORY_LIMIT = "1GB"
 STORAGE_VERSION = "v1.0.0"
 
 
+def sql_literal(text: str) -> str:
+    """Text as a quoted SQL string literal (single quotes doubled), for statements that cannot take a parameter
+    (ATTACH, COPY ... TO, COMMENT ON, macro bodies)."""
+    return "'" + text.replace("'", "''") + "'"
+
+
 def connect(path: Path | str = ":memory:", *, read_only: bool = False,
             memory_limit: str = DEFAULT_MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
     """Open a DuckDB database with the project's session settings; a new file is written in STORAGE_VERSION.

@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import duckdb
 
+from hotpatch_audit.duck import sql_literal
 from hotpatch_audit.files import atomic_write
 
 log = logging.getLogger(__name__)
@@ -314,10 +315,6 @@ EXPORT_FORMATS: tuple[ExportFormat, ...] = ("csv", "parquet", "jsonl")
 FORMAT_EXPORTS: dict[ExportFormat, tuple[Export, ...]] = {"csv": EXPORTS, "parquet": EXPORTS, "jsonl": (FINDINGS,)}
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def inert(text: str, visible: str = VISIBLE) -> str:
     """Untrusted text (Azure names, tags, errors) that cannot act on what surrounds it: NUL and the other C0
     controls but tab and newline removed, each bidirectional control replaced by visible formatted with its
@@ -328,11 +325,11 @@ def inert(text: str, visible: str = VISIBLE) -> str:
 def inert_sql(expr: str) -> str:
     """SQL for inert() of a VARCHAR expression (the CSV exports clean inside the COPY); the replacements run only
     on the rare values that hold a control character."""
-    out = f"regexp_replace({expr}, {_literal(_DROPPED_CLASS)}, '', 'g')"
+    out = f"regexp_replace({expr}, {sql_literal(_DROPPED_CLASS)}, '', 'g')"
     for ch in BIDI_CONTROLS:
-        out = f"replace({out}, chr({ord(ch)}), {_literal(VISIBLE.format(ord(ch)))})"
+        out = f"replace({out}, chr({ord(ch)}), {sql_literal(VISIBLE.format(ord(ch)))})"
     any_control = _DROPPED_CLASS[:-1] + "".join(f"\\x{{{ord(ch):04X}}}" for ch in BIDI_CONTROLS) + "]"  # RE2
-    return f"case when regexp_matches({expr}, {_literal(any_control)}) then {out} else {expr} end"
+    return f"case when regexp_matches({expr}, {sql_literal(any_control)}) then {out} else {expr} end"
 
 
 def neutralise_cell(value: Any) -> Any:
@@ -344,7 +341,7 @@ def neutralise_cell(value: Any) -> Any:
 
 def formula_guard_sql(expr: str) -> str:
     """SQL that prefixes a single quote to text starting like a formula (the CSV guard; see neutralise_cell)."""
-    firsts = ", ".join(_literal(p) for p in FORMULA_PREFIXES)
+    firsts = ", ".join(sql_literal(p) for p in FORMULA_PREFIXES)
     return f"case when left({expr}, 1) in ({firsts}) then '''' || {expr} else {expr} end"
 
 
@@ -371,7 +368,7 @@ def export_filter_sql(alias: str = "") -> str:
     (NULL: every owner; NO_OWNER: the machines without one)."""
     return (
         f"{alias}run_id = getvariable('export_run_id')"
-        f" and (getvariable('export_owner') is null or coalesce({alias}owner, {_literal(NO_OWNER)}) ="
+        f" and (getvariable('export_owner') is null or coalesce({alias}owner, {sql_literal(NO_OWNER)}) ="
         " getvariable('export_owner'))"
     )
 
@@ -413,7 +410,7 @@ def write_export(
         # the time at 100,000 machines) and holds less in memory. A sorted export is sorted either way.
         con.execute("set preserve_insertion_order = false")
         try:
-            row = con.execute(f"copy ({export_select(export, fmt)}) to {_literal(str(tmp))} ({options})").fetchone()
+            row = con.execute(f"copy ({export_select(export, fmt)}) to {sql_literal(str(tmp))} ({options})").fetchone()
         finally:
             con.execute("reset preserve_insertion_order")
         return int(row[0]) if row else 0

@@ -22,7 +22,7 @@ from pathlib import Path
 import duckdb
 import portalocker
 
-from hotpatch_audit.duck import DEFAULT_MEMORY_LIMIT, STORAGE_VERSION, connect
+from hotpatch_audit.duck import DEFAULT_MEMORY_LIMIT, STORAGE_VERSION, connect, sql_literal
 from hotpatch_audit.errors import LedgerBusyError, LedgerError, SnapshotError
 from hotpatch_audit.extract import Snapshot
 from hotpatch_audit.files import pid_alive
@@ -188,8 +188,8 @@ def convert_storage(ledger: Path, *, memory_limit: str = DEFAULT_MEMORY_LIMIT,
         leftover.unlink(missing_ok=True)
     con = connect(":memory:", memory_limit=memory_limit)
     try:
-        con.execute(f"ATTACH '{_sql_path(ledger)}' AS src (READ_ONLY)")
-        con.execute(f"ATTACH '{_sql_path(tmp)}' AS dst (STORAGE_VERSION '{STORAGE_VERSION}')")
+        con.execute(f"ATTACH {sql_literal(str(ledger))} AS src (READ_ONLY)")
+        con.execute(f"ATTACH {sql_literal(str(tmp))} AS dst (STORAGE_VERSION '{STORAGE_VERSION}')")
         con.execute("COPY FROM DATABASE src TO dst")
         tables = con.execute("SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = 'src'"
                              " ORDER BY ALL").fetchall()
@@ -210,10 +210,6 @@ def convert_storage(ledger: Path, *, memory_limit: str = DEFAULT_MEMORY_LIMIT,
         os.fsync(f.fileno())
     os.replace(tmp, ledger)
     log.warning("converted %s to DuckDB storage %s", ledger, STORAGE_VERSION)
-
-
-def _sql_path(path: Path) -> str:
-    return str(path).replace("'", "''")
 
 
 @contextlib.contextmanager

@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 
 from hotpatch_audit import __version__
+from hotpatch_audit.duck import sql_literal
 from hotpatch_audit.exports import export_filter_sql, inert_sql, iso_utc_sql
 from hotpatch_audit.files import atomic_write
 
@@ -118,26 +119,23 @@ MAPPING: tuple[tuple[str, str], ...] = (
 )
 
 
-def _literal(text: str) -> str:
-    return "'" + text.replace("'", "''") + "'"
-
-
 def _case(column: str, table: dict[str, tuple[int, str]], part: int, other: str) -> str:
-    whens = " ".join(f"when {_literal(k)} then {_literal(str(v[part])) if part else v[part]}" for k, v in table.items())
+    whens = " ".join(f"when {sql_literal(k)} then {sql_literal(str(v[part])) if part else v[part]}"
+                     for k, v in table.items())
     return f"case {column} {whens} else {other} end"
 
 
 def _finding_status(part: int) -> str:
     whens = " ".join(
         f"when {cond} then "
-        + (str(n) if part == 0 else _literal(caption))
+        + (str(n) if part == 0 else sql_literal(caption))
         for cond, n, caption, _ in FINDING_STATUS
     )
     return f"case {whens} end"
 
 
 def _resource_type() -> str:
-    whens = " ".join(f"when {_literal(k)} then {_literal(v)}" for k, v in RESOURCE_TYPE.items())
+    whens = " ".join(f"when {sql_literal(k)} then {sql_literal(v)}" for k, v in RESOURCE_TYPE.items())
     return f"case f.machine_kind {whens} else f.machine_kind end"
 
 
@@ -156,8 +154,8 @@ def ocsf_select() -> str:
     severity = _case("f.severity", SEVERITY, 1, "f.severity")
     compliance_id = (f"case when f.state = 'opportunity' then {OPPORTUNITY[0]} else "
                      f"{_case('f.status', COMPLIANCE_STATUS, 0, '0')} end")
-    compliance_caption = (f"case when f.state = 'opportunity' then {_literal(OPPORTUNITY[1])} else "
-                          f"{_case('f.status', COMPLIANCE_STATUS, 1, _literal('Unknown'))} end")
+    compliance_caption = (f"case when f.state = 'opportunity' then {sql_literal(OPPORTUNITY[1])} else "
+                          f"{_case('f.status', COMPLIANCE_STATUS, 1, sql_literal('Unknown'))} end")
     title = inert_sql("coalesce(f.reason, f.audit || '/' || f.code)")  # every finding has a reason sentence
     status_detail = (
         "case when f.status = 'waived' then 'waived: waiver ' || coalesce(f.waiver_id, '(unknown)')"
@@ -182,16 +180,17 @@ def ocsf_select() -> str:
         f"'status_detail': {status_detail}, "
         f"'message': {title}, "
         "'metadata': {"
-        f"'version': {_literal(OCSF_VERSION)}, "
-        f"'product': {{'name': {_literal(PRODUCT)}, 'uid': {_literal(PRODUCT)}, 'vendor_name': {_literal(PRODUCT)}, "
-        f"'version': {_literal(__version__)}}}, "
+        f"'version': {sql_literal(OCSF_VERSION)}, "
+        f"'product': {{'name': {sql_literal(PRODUCT)}, 'uid': {sql_literal(PRODUCT)}, "
+        f"'vendor_name': {sql_literal(PRODUCT)}, "
+        f"'version': {sql_literal(__version__)}}}, "
         "'profiles': ['cloud', 'datetime'], 'event_code': f.code, 'uid': f.run_id || ':' || f.finding_id, "
         "'correlation_uid': f.run_id}, "
         "'finding_info': {"
         f"'uid': f.finding_id, 'title': {title}, 'desc': c.summary, 'types': [f.audit], "
         f"'created_time': {as_of_ms}, 'created_time_dt': {as_of_dt}}}, "
         "'compliance': {"
-        f"'standards': [{_literal(STANDARD)}], 'requirements': [f.audit || '/' || f.code], "
+        f"'standards': [{sql_literal(STANDARD)}], 'requirements': [f.audit || '/' || f.code], "
         "'control': a.title, "
         f"'status_id': {compliance_id}, 'status': {compliance_caption}, 'status_code': f.status}}, "
         "'remediation': case when coalesce(f.remediation, '') = '' then null "
