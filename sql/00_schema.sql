@@ -135,14 +135,14 @@ create table if not exists raw.maintenance_configurations (
     duration varchar, time_zone varchar, recur_every varchar, reboot_setting varchar,
     classifications_to_include json, exclude_kbs_requiring_reboot varchar, tags json
 );
-comment on table raw.maintenance_configurations is 'Rows of queries/maintenance_configurations.kql per run: Update Manager schedules.';
+comment on table raw.maintenance_configurations is 'Rows of the maintenance_configurations query of earlier runs (Update Manager schedules): no audit read them, so the query is no longer extracted; the table stays for the older runs.';
 
 create table if not exists raw.maintenance_assignments (
     run_id varchar not null, id varchar, name varchar, type varchar, subscription_id varchar,
     resource_group varchar, location varchar, machine_id varchar,
     maintenance_configuration_id varchar, scope_filter json
 );
-comment on table raw.maintenance_assignments is 'Rows of queries/maintenance_assignments.kql per run: schedule assignments.';
+comment on table raw.maintenance_assignments is 'Rows of the maintenance_assignments query of earlier runs (schedule assignments): no audit read them, so the query is no longer extracted; the table stays for the older runs.';
 
 create table if not exists raw.guest_configuration_reports (
     run_id varchar not null, id varchar, name varchar, type varchar, subscription_id varchar,

@@ -22,6 +22,8 @@ from flows import tasks
 from flows.monthly_audit import monthly_audit
 from flows.on_demand_report import on_demand_report
 from hotpatch_audit import pipeline
+from hotpatch_audit.catalog import load_queries
+from hotpatch_audit.config import PROJECT_ROOT
 from hotpatch_audit.errors import AuthError, ConfigError, SnapshotError, SourceError
 from hotpatch_audit.ledger import latest_run, open_reader
 
@@ -249,9 +251,6 @@ def flow_run_logs(state: State[Any]) -> list[str]:
 
 
 def test_log_lines_written_on_extract_threads_reach_the_flow_run(good_run: State[Any]) -> None:
-    from hotpatch_audit.catalog import load_queries
-    from hotpatch_audit.config import PROJECT_ROOT
-
     messages = flow_run_logs(good_run)
     # "query <name>: N pages, ..." is logged by each query's worker thread (arg_max_workers = 4)
     for spec in load_queries(PROJECT_ROOT):
@@ -281,7 +280,8 @@ def test_the_run_publishes_its_figures_and_a_link_to_its_report(good_run: State[
     assert table.type == "table"
     figures = {row["figure"]: row["value"] for row in json.loads(str(table.data))}
     assert figures["run"] == outcome.run_id and figures["status"] == "succeeded"
-    assert figures["queries complete"] == "10 of 10"
+    queries = len(load_queries(PROJECT_ROOT))
+    assert figures["queries complete"] == f"{queries} of {queries}"
     assert figures["machines in scope"] == str(MACHINES)
     report = next(p for p in outcome.report_paths if p.name == "audit.html")
     assert report.resolve().as_uri() in str(by_key["audit-report"].data)

@@ -15,6 +15,7 @@ import pytest
 from fixtures.report_ledger import (
     FORMULA_NAME,
     PAST_RUN_ID,
+    QUERIES,
     RUN_ID,
     XSS_NAME,
     XSS_OWNER,
@@ -180,7 +181,7 @@ def test_coverage_box_says_incomplete_first(rendered: Rendered) -> None:
     first = re.search(r"<p class=\"coverage-line ([^\"]+)\">", page1)
     assert first and first.group(1) == "coverage-incomplete"
     assert "Coverage is incomplete" in " ".join(rendered.pdf.pages[0].extract_text().split())  # on page 1
-    assert "1 of 10 queries incomplete or failed" in rendered.pdf_text
+    assert f"1 of {len(QUERIES)} queries incomplete or failed" in rendered.pdf_text
     assert "installed_patches" in rendered.html
 
 
@@ -198,7 +199,7 @@ def test_complete_run_says_complete_and_timezone_moves_as_of(tmp_path: Path) -> 
     )
     assert "2025-11-18 09:00 UTC" in utc_path.read_text(encoding="utf-8")
     # machines with stale data keep coverage incomplete even when every query is complete
-    assert "0 of 10 queries" not in html
+    assert f"0 of {len(QUERIES)} queries" not in html
 
 
 def test_past_run_renders_and_unknown_run_fails(rendered: Rendered, tmp_path: Path) -> None:

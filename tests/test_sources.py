@@ -12,7 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from hotpatch_audit.config import Settings
+from hotpatch_audit.catalog import load_queries
+from hotpatch_audit.config import PROJECT_ROOT, Settings
 from hotpatch_audit.errors import ConfigError
 from hotpatch_audit.pipeline import RunRequest, run_audit
 from hotpatch_audit.sources import Scope
@@ -28,7 +29,7 @@ def test_demo_pages_are_resource_graph_shaped_and_complete(demo_history: tuple[S
                             " WHERE run_id = ?", [run_ids[-1]]).fetchall()
     finally:
         con.close()
-    assert len(stats) == 10
+    assert len(stats) == len(load_queries(PROJECT_ROOT))
     for name, pages, rows, total, complete in stats:
         assert complete and rows == total, name
         assert pages == max(1, math.ceil(rows / 1000)), name
