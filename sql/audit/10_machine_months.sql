@@ -146,6 +146,14 @@ build_unchanged as (
 enrolled_events as (
     select * from audit.off_track_events where enrolled_at_event
 ),
+event_months as (
+    -- each machine-month an off-track event covers (from the event month to the next baseline), joined on
+    -- equal keys below: a range join against the whole grid would hold the grid in memory
+    select g.run_id, g.machine_id, g.month, e.event_month, e.event_kbs, e.event_cause, e.next_baseline_month
+    from enrolled_events e
+    join grid g on g.run_id = e.run_id and g.machine_id = e.machine_id
+        and g.month >= e.event_month and (e.next_baseline_month is null or g.month < e.next_baseline_month)
+),
 judged as (
     select
         g.*,
@@ -192,9 +200,7 @@ judged as (
     left join build_unchanged bu on bu.run_id = g.run_id and bu.machine_id = g.machine_id and bu.month = g.month
     left join lcu_offered lo on lo.run_id = g.run_id and lo.machine_id = g.machine_id
     left join assessments a on a.run_id = g.run_id and a.machine_id = g.machine_id
-    left join enrolled_events e
-        on e.run_id = g.run_id and e.machine_id = g.machine_id
-        and g.month >= e.event_month and (e.next_baseline_month is null or g.month < e.next_baseline_month)
+    left join event_months e on e.run_id = g.run_id and e.machine_id = g.machine_id and e.month = g.month
 ),
 outcomes as (
     select

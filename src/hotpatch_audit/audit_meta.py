@@ -202,10 +202,27 @@ def apply(con: duckdb.DuckDBPyConnection, root: Path = PROJECT_ROOT) -> None:
         " lambda kv: {'k': kv.key::varchar, 'v': kv.value::varchar}),"
         " lambda acc, kv: {'k': null::varchar, 'v': replace(acc.v, '%(' || kv.k || ')s', coalesce(kv.v, ''))}).v"
     )
-    con.execute(
-        "create or replace macro audit.message(k, p) as"
-        " case when k is null then '' else audit.fill_message(audit.message_template(k), p) end"
-    )
+    con.execute(f"create or replace macro audit.message(k, p) as {message_sql(cat.messages)}")
+
+
+def message_sql(messages: dict[str, str]) -> str:
+    """SQL rendering the English message `k` from `p`: one CASE branch per template, each a concat of its
+    literal parts and its parameters (a missing one empty), filled in one pass like finding_text.render_message.
+    About ten times faster than a list_reduce over the parameters at a million findings."""
+    branches = []
+    for key, template in messages.items():
+        parts: list[str] = []
+        pos = 0
+        for m in PLACEHOLDER.finditer(template):
+            if m.start() > pos:
+                parts.append(_sql_text(template[pos:m.start()]))
+            parts.append(f"coalesce(p[{_sql_text(m.group(1))}], '')")
+            pos = m.end()
+        if pos < len(template) or not parts:
+            parts.append(_sql_text(template[pos:]))
+        text = parts[0] if len(parts) == 1 else f"concat({', '.join(parts)})"
+        branches.append(f"when {_sql_text(key)} then {text}")
+    return f"case when k is null then '' else case k {' '.join(branches)} end end"
 
 
 def create_every_audit(con: duckdb.DuckDBPyConnection, root: Path = PROJECT_ROOT) -> None:
