@@ -12,13 +12,14 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import duckdb
 
 from hotpatch_audit import __version__
 from hotpatch_audit.catalog import load_queries
 from hotpatch_audit.config import Settings
+from hotpatch_audit.duck import spare_memory
 from hotpatch_audit.errors import ConfigError, HotpatchAuditError, SourceError
 from hotpatch_audit.extract import Snapshot, extract_to_snapshot
 from hotpatch_audit.sources import Scope, SnapshotSource, Source
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
     from hotpatch_audit.waivers import WaiverFile
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 EXIT_OK, EXIT_INCOMPLETE, EXIT_USAGE, EXIT_FAILED = 0, 1, 2, 3
 EXIT_FINDINGS = 4  # --fail-on: the run has open findings at or above the given severity
@@ -284,9 +286,14 @@ def load_stage(settings: Settings, ctx: RunContext, extracted: ExtractResult) ->
     from hotpatch_audit.sources import read_manifest
 
     snap: Snapshot = snapshot_from_manifest(extracted.snapshot_dir, read_manifest(extracted.snapshot_dir))
-    with _writer(settings, f"run {ctx.run_id} (load)") as con:
-        rows = load_snapshot(con, ctx.run_id, snap)
-    return LoadResult(rows)
+
+    def load(spare: bool) -> LoadResult:
+        with _writer(settings, f"run {ctx.run_id} (load)") as con:
+            if spare:
+                spare_memory(con)
+            return LoadResult(load_snapshot(con, ctx.run_id, snap))
+
+    return _within_memory(settings, f"run {ctx.run_id}: load", load)
 
 
 def audit_stage(settings: Settings, ctx: RunContext, complete: bool = True) -> tuple[str, int]:
@@ -294,8 +301,25 @@ def audit_stage(settings: Settings, ctx: RunContext, complete: bool = True) -> t
     from hotpatch_audit.ledger import finish_run
 
     waivers = waiver_file(settings)
-    with _writer(settings, f"run {ctx.run_id} (audit)") as con:
-        return finish_run(con, ctx.run_id, complete, waivers)
+
+    def judge(spare: bool) -> tuple[str, int]:
+        with _writer(settings, f"run {ctx.run_id} (audit)") as con:
+            if spare:
+                spare_memory(con)
+            return finish_run(con, ctx.run_id, complete, waivers)
+
+    return _within_memory(settings, f"run {ctx.run_id}: audit", judge)
+
+
+def _within_memory(settings: Settings, what: str, work: Callable[[bool], T]) -> T:
+    """Run a ledger transaction; if DuckDB runs out of memory (the transaction is then rolled back whole), run
+    it once more with spare_memory's settings (one thread), which needs about half the memory, slower."""
+    try:
+        return work(False)
+    except duckdb.OutOfMemoryException as exc:
+        log.warning("%s ran out of memory at the %s limit (%s); running it again on one thread", what,
+                    settings.duckdb_memory_limit, str(exc).splitlines()[0])
+        return work(True)
 
 
 def render_stage(
