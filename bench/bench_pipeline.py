@@ -4,6 +4,9 @@ Each size runs in its own process (so peak RSS is that size's), one monthly run,
 Usage: .venv/bin/python bench/bench_pipeline.py [--sizes 1000,10000] [--repeat 1]
 Prints one table; never asserted in tests. Targets (2 cores): 10,000 machines end to end < 60 s;
 100,000 < 5 min and < 2 GB; PDF < 60 s at any size; CSV exports together < 100 MB (`csv_mb`).
+`plain_read` is DuckDB's own read_json of the same pages into text columns, timed in the same run, and
+`load_ratio` load / plain_read; `budget` is load + audit + HTML + PDF + exports (goal at 100,000: < 60 s,
+< 1.5 GB); `rows_per_machine` the Resource Graph rows extracted per machine (goal: at most 5).
 """
 
 from __future__ import annotations
@@ -53,6 +56,8 @@ def one(size: int) -> dict[str, float]:
     start = time.perf_counter()
     load_stage(s, ctx, extracted)
     t["load"] = time.perf_counter() - start
+    t["plain_read"] = plain_read(extracted.snapshot_dir, tmp / "plain.duckdb", s.duckdb_memory_limit)
+    t["load_ratio"] = t["load"] / t["plain_read"]
     start = time.perf_counter()
     audit_stage(s, ctx, extracted.complete)
     t["audit"] = time.perf_counter() - start
@@ -70,11 +75,38 @@ def one(size: int) -> dict[str, float]:
     files = [*written, tmp / "out" / "audit.html", tmp / "out" / "audit.pdf"]
     write_manifest(tmp / "out", files, facts=facts, settings=s, generated_at=datetime.now(UTC))
     t["manifest"] = time.perf_counter() - start
-    t["total"] = sum(t.values())
+    t["total"] = sum(v for k, v in t.items() if k not in ("plain_read", "load_ratio"))
+    t["budget"] = sum(t[k] for k in ("load", "audit", "render_html", "render_pdf", "exports"))
     t["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t["rows"] = float(sum(extracted.rows.values()))
+    t["rows_per_machine"] = t["rows"] / size
     t["csv_mb"] = sum(p.stat().st_size for p in written if p.suffix == ".csv") / 1e6
     return t
+
+
+def plain_read(snapshot_dir: Path, target: Path, memory_limit: str) -> float:
+    """Seconds DuckDB itself takes to read the same pages into text columns of a database file: one read_json
+    per query of every page, each raw table's columns as VARCHAR (JSON columns as JSON), with the ledger's
+    memory limit and insertion order dropped (without that the read itself runs out of memory at 1 GB)."""
+    from hotpatch_audit.config import PROJECT_ROOT
+    from hotpatch_audit.duck import connect
+    from hotpatch_audit.ledger import raw_schema
+
+    schema = raw_schema(PROJECT_ROOT)
+    con = connect(target, memory_limit=memory_limit)
+    con.execute("SET preserve_insertion_order = false")
+    start = time.perf_counter()
+    for folder in sorted(p for p in snapshot_dir.iterdir() if p.is_dir()):
+        pages = sorted(str(f) for f in folder.glob("page-*.json"))
+        if not pages or folder.name not in schema:
+            continue
+        fields = ", ".join(f'"{n}" {"JSON" if t == "JSON" else "VARCHAR"}' for n, t in [("id", "VARCHAR"),
+                           *[(n, t) for n, t in schema[folder.name] if n != "id"]])
+        con.execute(f"CREATE TABLE {folder.name} AS SELECT unnest(r) FROM (SELECT unnest(data) AS r FROM "
+                    f"read_json(?, columns = {{'data': 'STRUCT({fields})[]'}}))", [pages])
+    seconds = time.perf_counter() - start
+    con.close()
+    return seconds
 
 
 def main() -> None:
@@ -87,8 +119,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(one(args.child)))
         return
-    cols = ["generate", "extract", "load", "audit", "render_html", "render_pdf", "exports", "manifest", "total",
-            "peak_rss_mb", "rows", "csv_mb"]
+    cols = ["generate", "extract", "load", "plain_read", "load_ratio", "audit", "render_html", "render_pdf",
+            "exports", "manifest", "budget", "total", "peak_rss_mb", "rows", "rows_per_machine", "csv_mb"]
     print(f"{'machines':>9} " + " ".join(f"{c:>12}" for c in cols))
     for size in [int(x) for x in args.sizes.split(",")]:
         results = []
