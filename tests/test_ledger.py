@@ -215,3 +215,37 @@ def test_open_actions_are_stored_per_run_and_an_older_ledgers_view_is_replaced(
                             " and table_name = 'open_actions'") == 1
     assert _count(settings, "select count(*) from audit.open_actions where run_id = 'r1'") == stored
     assert _count(settings, compare) == 0
+
+
+def test_a_stage_out_of_memory_runs_again_on_one_thread(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    """A load or audit transaction that DuckDB cannot fit in the memory limit is rolled back and run once more
+    with spare_memory's settings (one thread, no insertion order); a second failure is the run's failure."""
+    from hotpatch_audit.duck import connect, spare_memory
+    from hotpatch_audit.pipeline import _within_memory
+
+    attempts: list[bool] = []
+
+    def work(spare: bool) -> tuple[int, bool]:
+        attempts.append(spare)
+        if not spare:
+            raise duckdb.OutOfMemoryException("Out of Memory Error: failed to pin block of size 256.0 KiB")
+        con = connect(settings.ledger_path, memory_limit=settings.duckdb_memory_limit)
+        try:
+            spare_memory(con)
+            row = con.execute("select current_setting('threads'), current_setting('preserve_insertion_order')"
+                              ).fetchone()
+        finally:
+            con.close()
+        assert row is not None
+        return int(row[0]), bool(row[1])
+
+    with caplog.at_level("WARNING", logger="hotpatch_audit.pipeline"):
+        assert _within_memory(settings, "run r1: audit", work) == (1, False)
+    assert attempts == [False, True]
+    assert "run r1: audit ran out of memory at the 1GB limit" in caplog.text and "on one thread" in caplog.text
+
+    def never_fits(spare: bool) -> None:
+        raise duckdb.OutOfMemoryException("Out of Memory Error: still too big")
+
+    with pytest.raises(duckdb.OutOfMemoryException, match="still too big"):
+        _within_memory(settings, "run r2: load", never_fits)
