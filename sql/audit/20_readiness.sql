@@ -147,12 +147,12 @@ from (
                 then 'gate.enroll.fix.' || case when machine_kind = 'arc' then 'arc' else 'azure' end
         end as remediation_key,
         -- the named values the gate templates quote (20_readiness.toml)
-        map {
+        {
             'machine': machine_name, 'build': coalesce(os_build, '?'), 'agent': coalesce(agent_status, 'not reporting'),
             'patch_mode': coalesce(patch_mode, 'none'), 'date': cast(pending_since as varchar),
             'error': hotpatch_error_code || ' ' || coalesce(hotpatch_error_message, ''), 'status': hotpatch_status,
             'server': wu_server, 'off_track_since': off_track_since, 'month': baseline_month
-        } as params
+        }::map(varchar, varchar) as params
     from first_gate g
 ) first_gate;
 comment on view audit.readiness_live is 'Computed live (every run): Readiness funnel: per run and Windows machine, the first failing gate (1 OS, 2 build, 3 agent, 4 firmware, 5-8 VBS/HVCI/guest facts, 9 enrollment, 10 WSUS, 11 baseline; 12 = all pass) with a reason code, a reason sentence, a fix and the evidence; every gate''s failing code (NULL: it passes) is in its own column: gate_os (1), gate_build (2), gate_agent (3), gate_firmware (4), gate_vbs_enabled (5), gate_vbs_running (6), gate_hvci (7), gate_vbs_known (8), gate_enrollment (9), gate_update_source (10), gate_baseline (11).';

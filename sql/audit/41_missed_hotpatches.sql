@@ -114,7 +114,7 @@ missed_findings as (
         end as remediation_key,
         -- the named values the templates quote (41_missed_hotpatches.toml); `kb` is a fragment when the
         -- calendar has no KB for the month
-        map {
+        {
             'machine': machine_name, 'month': month, 'grace_end': cast(grace_end as varchar),
             'kb': case when month_kb is null and kb_label is null then audit.message('frag.kb_unknown', map {'note': calendar_note})
                        when month_kb is null then audit.message('frag.kb_note', map {'kb_id': kb_label, 'note': calendar_note})
@@ -130,7 +130,7 @@ missed_findings as (
             'closed_by.key': case when closed_by is null and closed_month is not null then 'frag.month_update' end,
             'update_month': closed_month, 'closed_month': closed_month,
             'run': month_kb_build_run_id, 'current_kb': current_kb, 'current_month': current_month
-        } as params,
+        }::map(varchar, varchar) as params,
         closed_reason, closed_by, closed_at, exposure_days,
         json_object('run_id', run_id, 'month_kb', kb_label, 'matched_by', month_kb_matched_by, 'release_date', release_date, 'grace_end', grace_end,
             'installed_at', month_kb_installed_at, 'installed_by_build', month_kb_installed_by_build,
@@ -181,7 +181,7 @@ off_track_findings as (
             when e.event_cause is not null then case when e.return_baseline is null then 'off_track.fix.microsoft_next' else 'off_track.fix.microsoft' end
             else case when e.return_baseline is null then 'off_track.fix.own_next' else 'off_track.fix.own' end
         end as remediation_key,
-        map {
+        {
             'machine': m.machine_name, 'month': e.event_month, 'kbs': e.event_kbs, 'baseline': e.next_baseline_month,
             'lost': coalesce(e.months_lost, 'none'),
             'more': case when e.event_cause is not null and e.all_kbs <> e.event_kbs
@@ -196,7 +196,7 @@ off_track_findings as (
             'update_month': e.closed_month, 'closed_month': e.closed_month,
             'date': cast(cast(e.closed_at as date) as varchar), 'days': cast(e.exposure_days as varchar),
             'return_baseline': e.return_baseline
-        } as params,
+        }::map(varchar, varchar) as params,
         e.closed_reason, e.closed_by, e.closed_at, e.exposure_days,
         json_object('run_id', e.run_id, 'kbs', e.event_kbs, 'all_kbs', e.all_kbs, 'event_month', e.event_month, 'event_at', e.event_at,
             'months_lost', e.months_lost, 'next_baseline', e.next_baseline_month, 'cause', e.event_cause,
@@ -268,7 +268,7 @@ baseline_findings as (
             when status = 'warn' then 'baseline_missed.fix.reboot'
             when status = 'unknown' then 'stale.fix.baseline'
         end as remediation_key,
-        map {
+        {
             'machine': machine_name, 'month': month, 'grace_end': cast(grace_end as varchar),
             'kb': case when month_kb is null then audit.message('frag.baseline_kb_note', map {'kb_id': kb_label, 'note': calendar_note})
                        else kb_label end,
@@ -289,7 +289,7 @@ baseline_findings as (
             'update_month': closed_month, 'closed_month': closed_month,
             'run': month_kb_build_run_id, 'proof': coalesce(hotpatch_proved_by, 'a hotpatch'),
             'current_kb': coalesce(current_baseline_kb, 'the cumulative update'), 'current_month': current_baseline_month
-        } as params,
+        }::map(varchar, varchar) as params,
         case when status in ('fail', 'warn') and closed_at is not null then 'superseded' end as closed_reason,
         case when status in ('fail', 'warn') then closed_by end as closed_by,
         case when status in ('fail', 'warn') then closed_at end as closed_at,
@@ -350,11 +350,11 @@ enrollment_lost_findings as (
         'high' as severity,
         case when m.hotpatch_error_code is null or m.hotpatch_error_message is null then 'enrollment_lost' else 'enrollment_lost.error' end as reason_key,
         case when m.machine_kind = 'arc' then 'enrollment_lost.fix.arc' else 'enrollment_lost.fix.azure' end as remediation_key,
-        map {
+        {
             'machine': m.machine_name, 'run': e.enabled_run_id, 'date': cast(e.enabled_as_of as varchar), 'status': m.hotpatch_status,
             'error': m.hotpatch_error_code || ': ' || m.hotpatch_error_message,
             'lost_run': coalesce(l.lost_run_id, m.run_id), 'lost_date': cast(coalesce(l.lost_as_of, rs.as_of) as varchar)
-        } as params,
+        }::map(varchar, varchar) as params,
         json_object('run_id', m.run_id, 'enabled_run_id', e.enabled_run_id, 'enabled_as_of', e.enabled_as_of,
             'lost_run_id', coalesce(l.lost_run_id, m.run_id), 'lost_as_of', coalesce(l.lost_as_of, rs.as_of),
             'hotpatch_status', m.hotpatch_status, 'licence_status', m.hotpatch_licence_status,

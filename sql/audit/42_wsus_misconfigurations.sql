@@ -25,7 +25,7 @@ confirmed_findings as (
              when no_wu_internet = 1 then 'critical' else 'high' end as severity,
         case when hotpatch_status = 'Enabled' or hotpatch_intended then 'wsus_confirmed' else 'wsus_unenrolled' end as reason_key,
         'wsus.fix' as remediation_key,
-        map {
+        {
             'machine': machine_name, 'server': wu_server, 'status': hotpatch_status,
             'policy': case when quality_updates_source is null then audit.message('wsus.frag.no_policy', map {'no_wu': no_wu_text})
                     else 'SetPolicyDrivenUpdateSourceForQualityUpdates=' || quality_updates_source || no_wu_text end,
@@ -33,7 +33,7 @@ confirmed_findings as (
             'no_wu': no_wu_text,
             'also': case when no_wu_internet = 1 then audit.message('wsus.frag.also_no_wu', map()) else '' end,
             'also.key': case when no_wu_internet = 1 then 'wsus.frag.also_no_wu' end
-        } as params,
+        }::map(varchar, varchar) as params,
         json_object('run_id', run_id, 'source', 'guest facts', 'report_id', report_id, 'collected_at', collected_at,
             'UseWUServer', use_wu_server, 'WUServer', wu_server, 'SetPolicyDrivenUpdateSourceForQualityUpdates', quality_updates_source,
             'DoNotConnectToWindowsUpdateInternetLocations', no_wu_internet, 'hotpatch_status', hotpatch_status) as evidence
