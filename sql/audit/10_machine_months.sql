@@ -237,24 +237,6 @@ select
             'off track since ' || off_track_event_month || ' (' || coalesce(off_track_cause, off_track_kbs) || ')')
         when outcome in ('unexpected_reboot', 'avoidable_reboot', 'expected_reboot') then reboot_kbs
     end as cause_kbs,
-    json_object(
-        'run_id', run_id,
-        'status_at_start', status_at_start,
-        'status_run_id', status_run_id,
-        'status_from_later_run', status_from_later_run,
-        'installation_runs', installation_runs,
-        'reboot_statuses', reboot_statuses,
-        'installed_kbs', installed_kbs,
-        'month_kb', coalesce(month_kb, effective_kb),
-        'matched_by', month_kb_matched_by,
-        'month_kb_installed_at', month_kb_installed_at,
-        'month_kb_available', month_kb_available,
-        'unchanged_build', unchanged_build,
-        'assessed_at', assessed_at,
-        'off_track_event_month', off_track_event_month,
-        'off_track_kbs', off_track_kbs,
-        'calendar', calendar_note
-    ) as evidence,
     calendar_note,
     hotpatch_status,
     status_at_start,
@@ -273,6 +255,7 @@ select
     baseline_month,
     next_baseline_month,
     installation_runs,
+    reboot_statuses,
     installed_quality,
     installed_security,
     installed_lcu,
@@ -301,3 +284,28 @@ comment on view audit.machine_months_live is 'Computed live (every run): Reboot 
 
 create table if not exists audit.machine_months as select * from audit.machine_months_live limit 0;
 comment on table audit.machine_months is 'Materialized per run from audit.machine_months_live when the run is audited. Reboot avoidance grain: every Windows machine-month of each run''s period with one outcome (avoided, expected_reboot, unexpected_reboot, avoidable_reboot, no_install, unknown, not_applicable), reboot count, the KBs that caused reboots, and the facts the missed-hotpatch and WSUS audits reuse (status at the start of the month, month KB installed / available, off-track events and months lost).';
+
+-- The stored machine-months with the facts each outcome was judged from as one JSON object (the reboot-avoidance
+-- findings' evidence and the machine_months export's). Built on read: every fact is a column of the table.
+create or replace view audit.machine_months_detail as
+select *,
+    json_object(
+        'run_id', run_id,
+        'status_at_start', status_at_start,
+        'status_run_id', status_run_id,
+        'status_from_later_run', status_from_later_run,
+        'installation_runs', installation_runs,
+        'reboot_statuses', reboot_statuses,
+        'installed_kbs', installed_kbs,
+        'month_kb', coalesce(month_kb, effective_kb),
+        'matched_by', month_kb_matched_by,
+        'month_kb_installed_at', month_kb_installed_at,
+        'month_kb_available', month_kb_available,
+        'unchanged_build', unchanged_build,
+        'assessed_at', assessed_at,
+        'off_track_event_month', off_track_event_month,
+        'off_track_kbs', off_track_kbs,
+        'calendar', calendar_note
+    ) as evidence
+from audit.machine_months;
+comment on view audit.machine_months_detail is 'audit.machine_months (materialized per run) with evidence, the JSON object of the facts each outcome was judged from: read by audit.reboot_avoidance (its findings'' evidence) and the machine_months export.';

@@ -166,7 +166,7 @@ FINDINGS = Export(
 
 MACHINE_MONTHS = Export(
     stem="machine_months",
-    table="audit.machine_months",
+    table="audit.machine_months_detail",
     description="The reboot-avoidance grain: every Windows machine-month of the run's period with its one "
     "outcome, the month's release, the reboots and the KBs that caused them.",
     columns=(
