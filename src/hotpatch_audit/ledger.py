@@ -403,11 +403,13 @@ def load_query_pages(
         return 0
     paths = [str(p) for p in files]
     try:
+        # DuckDB's JSON reader cuts each row into its declared fields in one pass, each kept as JSON (its text
+        # as sent, quotes and all), so the checks below see what Resource Graph sent (text, number, object...)
+        # and no row is re-serialised or parsed again per column.
         con.execute(
             "CREATE OR REPLACE TEMP TABLE _stage AS SELECT filename, generate_subscripts(data, 1) AS idx,"
-            " unnest(data) AS r FROM read_json(?, columns = {'data': 'JSON[]'}, filename = true,"
-            " format = 'auto')",
-            [paths],
+            " unnest(data) AS r FROM read_json(?, columns = {'data': ?}, filename = true, format = 'auto')",
+            [paths, row_struct(columns)],
         )
     except duckdb.Error as exc:
         found = _diagnose_pages(files)
@@ -415,8 +417,7 @@ def load_query_pages(
             found = f"{table}: pages could not be read: {str(exc).splitlines()[0]}"
         raise SnapshotError(found) from exc
     bad = con.execute(
-        f"SELECT filename, idx, problem FROM (SELECT filename, idx, {row_checks(columns)} AS problem FROM"
-        f" (SELECT filename, idx, r, json_extract(r, {row_paths(columns)}) AS j FROM _stage))"
+        f"SELECT filename, idx, problem FROM (SELECT filename, idx, {row_checks(columns)} AS problem FROM _stage)"
         " WHERE problem IS NOT NULL ORDER BY filename, idx LIMIT 1"
     ).fetchone()
     if bad:
@@ -424,16 +425,16 @@ def load_query_pages(
     select = []
     for name, typ in columns:
         if typ == "JSON":
-            select.append(f"nullif(r->'$.\"{name}\"', 'null'::JSON)")
+            select.append(f"nullif(r.\"{name}\", 'null'::JSON)")
         else:
-            select.append(f"r->>'$.\"{name}\"'")
+            select.append(f"r.\"{name}\"->>'$'")
     names = ", ".join(f'"{n}"' for n, _ in columns)
-    counted = con.execute("SELECT count(*), count(DISTINCT lower(r->>'$.id')) FROM _stage").fetchone()
+    counted = con.execute("SELECT count(*), count(DISTINCT lower(r.id->>'$')) FROM _stage").fetchone()
     received, loaded = (int(counted[0]), int(counted[1])) if counted else (0, 0)
     # A row Resource Graph sent twice (paging over data that moved) is loaded once; the query is already
     # marked incomplete by the source, which counted the duplicates. The window runs only then: it holds
     # every staged row in memory.
-    once = (" QUALIFY row_number() OVER (PARTITION BY lower(r->>'$.id') ORDER BY filename, idx) = 1"
+    once = (" QUALIFY row_number() OVER (PARTITION BY lower(r.id->>'$') ORDER BY filename, idx) = 1"
             if loaded != received else "")
     con.execute(
         f"INSERT INTO raw.{table} (run_id, {names}) SELECT ?, {', '.join(select)} FROM _stage{once}", [run_id]
@@ -446,15 +447,23 @@ def load_query_pages(
     return loaded
 
 
+def row_struct(columns: list[tuple[str, str]]) -> str:
+    """The DuckDB type a page's data array is read as: a list of rows, each a struct of the raw table's columns
+    (id first) with every field typed JSON, so a field keeps the JSON it was sent as."""
+    names = ["id", *(name for name, _ in columns if name != "id")]
+    fields = ", ".join('"' + name.replace('"', '""') + '" JSON' for name in names)
+    return f"STRUCT({fields})[]"
+
+
 def row_checks(columns: list[tuple[str, str]]) -> str:
-    """A SQL CASE over a staged row naming its first problem, NULL when the row has the shape the raw table
-    declares: an object with a text id, text (or null) in every text column, an object or array (or null) in
-    every JSON column, no field longer than MAX_FIELD_CHARS (JSON: MAX_JSON_FIELD_CHARS). It reads `r` (the row)
-    and `j`, the list json_extract(r, row_paths(columns)) gives: each document is parsed once, not per column."""
-    checks = ["CASE WHEN json_type(r) <> 'OBJECT' THEN 'the row is not an object'",
-              "WHEN json_type(j[1]) IS DISTINCT FROM 'VARCHAR' OR j[1]->>'$' = '' THEN 'the row has no id'"]
-    for k, (name, typ) in enumerate(columns, start=2):
-        field = f"j[{k}]"
+    """A SQL CASE over a staged row `r` (a struct of JSON fields, row_struct) naming its first problem, NULL when
+    the row has the shape the raw table declares: an object with a text id, text (or null) in every text column,
+    an object or array (or null) in every JSON column, no field longer than MAX_FIELD_CHARS (JSON:
+    MAX_JSON_FIELD_CHARS)."""
+    checks = ["CASE WHEN r IS NULL THEN 'the row is not an object'",
+              "WHEN json_type(r.id) IS DISTINCT FROM 'VARCHAR' OR r.id->>'$' = '' THEN 'the row has no id'"]
+    for name, typ in columns:
+        field = f'r."{name}"'
         kind = (f"CASE json_type({field}) WHEN 'VARCHAR' THEN 'text' WHEN 'BOOLEAN' THEN 'boolean' WHEN 'OBJECT'"
                 f" THEN 'object' WHEN 'ARRAY' THEN 'array' ELSE 'number' END")
         if typ == "JSON":
@@ -480,11 +489,6 @@ def row_checks(columns: list[tuple[str, str]]) -> str:
                 f"(at most {MAX_FIELD_CHARS:,})'"
             )
     return " ".join(checks) + " END"
-
-
-def row_paths(columns: list[tuple[str, str]]) -> str:
-    """The JSON paths row_checks reads, as a SQL list literal: id first, then every column in order."""
-    return "[" + ", ".join(["'$.id'", *(f"'$.\"{name}\"'" for name, _ in columns)]) + "]"
 
 
 def load_snapshot(con: duckdb.DuckDBPyConnection, run_id: str, snap: Snapshot) -> dict[str, int]:
