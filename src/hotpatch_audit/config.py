@@ -208,7 +208,9 @@ class Settings(BaseSettings):
         "e.g. your team's name.", min_length=1, max_length=200)
     duckdb_memory_limit: str = Field(
         "1GB", description="Memory DuckDB may use per connection before spilling to disk: a size (512MB, 4GB, "
-        "at least 64MB) or a share of RAM (80%).")
+        "at least 64MB) or a share of RAM (80%). A load or audit that runs out of it is rolled back and run once "
+        "more on one thread, which needs about half the memory (a warning says so); 100,000 machines need that "
+        "second run at the 1GB default.")
     lock_timeout_seconds: float = Field(600.0, description="How long a writer waits for the ledger lock.", gt=0,
                                         le=86_400, allow_inf_nan=False)
 
