@@ -43,12 +43,24 @@ grid as (
     join run_months rm on rm.run_id = m.run_id and rm.track = coalesce(m.track, 'ws2025')
     left join core.run_calendar_months nb on nb.run_id = rm.run_id and nb.track = rm.track and nb.month = rm.next_baseline_month
 ),
+slots as (
+    -- the machine-month keys and release facts the smaller joins below need: narrow, so the wide grid is read
+    -- once (by judged) and streams instead of being held in memory for every join that reads it
+    select
+        m.run_id, m.machine_id, m.machine_kind, m.track,
+        rm.month, rm.kind, rm.kb as month_kb, rm.build_number as month_build_number, rm.build_ubr as month_build_ubr,
+        rm.release_date, rm.grace_end, rm.next_baseline_month,
+        nb.release_date as next_baseline_release_date, nb.build_ubr as next_baseline_build_ubr
+    from machines m
+    join run_months rm on rm.run_id = m.run_id and rm.track = coalesce(m.track, 'ws2025')
+    left join core.run_calendar_months nb on nb.run_id = rm.run_id and nb.track = rm.track and nb.month = rm.next_baseline_month
+),
 month_runs as (
     select run_id, machine_id, month,
         count(*) as installation_runs,
         count(*) filter (where is_reboot) as reboot_count,
-        list(distinct reboot_status) as reboot_statuses,
-        list(distinct source_run_id) as source_runs
+        list_sort(list(distinct reboot_status)) as reboot_statuses,  -- sorted: the same list in every run
+        list_sort(list(distinct source_run_id)) as source_runs
     from installations
     group by run_id, machine_id, month
 ),
@@ -94,7 +106,7 @@ title_installs as (
         bool_or(p.installation_state = 'Failed') and not bool_or(p.is_installed) as failed,
         arg_min(p.kb, p.start_time) filter (where p.installation_state = 'Failed') as failed_kb
     from patches p
-    join grid g on g.run_id = p.run_id and g.machine_id = p.machine_id and g.month = p.title_month
+    join slots g on g.run_id = p.run_id and g.machine_id = p.machine_id and g.month = p.title_month
     where g.month_kb is null and g.track is not null and p.hotpatch_kind is null and p.is_quality and not p.is_dotnet
         and case when g.kind = 'hotpatch' then p.is_hotpatch_title and p.is_security and coalesce(p.reboot_behavior = 'NeverReboots', not p.needs_reboot)
                  else p.is_lcu_title and (p.needs_reboot or not p.is_installed) end
@@ -103,7 +115,7 @@ title_installs as (
 title_available as (
     select distinct a.run_id, a.machine_id, a.title_month as month, a.kb
     from available a
-    join grid g on g.run_id = a.run_id and g.machine_id = a.machine_id and g.month = a.title_month
+    join slots g on g.run_id = a.run_id and g.machine_id = a.machine_id and g.month = a.title_month
     where g.month_kb is null and g.track is not null and a.hotpatch_kind is null
         and case when g.kind = 'hotpatch' then a.is_hotpatch_title and coalesce(a.is_security, false)
                  else a.is_lcu_title end
@@ -117,7 +129,7 @@ build_proof as (
     -- says nothing about when a past month's hotpatch was installed.
     select g.run_id, g.machine_id, g.month, min(o.evidence_as_of) as build_seen_at,
         arg_min(o.evidence_run_id, o.evidence_as_of) as build_run_id
-    from grid g
+    from slots g
     join core.run_evidence o on o.run_id = g.run_id and o.evidence_as_of >= g.release_date
         and (g.next_baseline_release_date is null or o.evidence_as_of < g.next_baseline_release_date)
     join build_history b on b.run_id = o.evidence_run_id and b.machine_id = g.machine_id
@@ -133,7 +145,7 @@ build_unchanged as (
     -- positive evidence of no install: the same Arc build in a run before the month's release and in a
     -- run after its grace end
     select g.run_id, g.machine_id, g.month, any_value(b1.build_number || '.' || b1.build_ubr) as unchanged_build
-    from grid g
+    from slots g
     join core.run_evidence o1 on o1.run_id = g.run_id and o1.evidence_as_of < g.release_date
     join build_history b1 on b1.run_id = o1.evidence_run_id and b1.machine_id = g.machine_id
     join core.run_evidence o2 on o2.run_id = g.run_id and o2.evidence_as_of > g.grace_end + interval 1 day
@@ -151,7 +163,7 @@ event_months as (
     -- equal keys below: a range join against the whole grid would hold the grid in memory
     select g.run_id, g.machine_id, g.month, e.event_month, e.event_kbs, e.event_cause, e.next_baseline_month
     from enrolled_events e
-    join grid g on g.run_id = e.run_id and g.machine_id = e.machine_id
+    join slots g on g.run_id = e.run_id and g.machine_id = e.machine_id
         and g.month >= e.event_month and (e.next_baseline_month is null or g.month < e.next_baseline_month)
 ),
 judged as (
