@@ -1,8 +1,7 @@
 create or replace view audit.missed_hotpatches as
+-- audit.machine_months is read where needed (a stored table: each reader scans only its columns), never through
+-- a shared CTE, which DuckDB would hold in memory whole for its four readers
 with
-machine_months as (
-    select * from audit.machine_months where track is not null
-),
 machines as (
     select * from core.machines where os_family = 'windows'
 ),
@@ -23,9 +22,9 @@ closure as (
         min(u.installed_at) as closed_at,
         first(u.kb order by u.installed_at, u.release_month) as closed_by,
         first(u.release_month order by u.installed_at, u.release_month) as closed_month
-    from machine_months mm
+    from audit.machine_months mm
     join audit.track_updates u on u.run_id = mm.run_id and u.machine_id = mm.machine_id and u.release_month > mm.month
-    where mm.kind in ('hotpatch', 'baseline', 'unplanned_baseline')
+    where mm.track is not null and mm.kind in ('hotpatch', 'baseline', 'unplanned_baseline')
     group by all
 ),
 hotpatch_months as (
@@ -34,9 +33,9 @@ hotpatch_months as (
         coalesce(month_kb_build_seen_at <= grace_end + interval 1 day, false) as build_in_time,
         coalesce(fi.first_install_at <= mm.grace_end, false) as history_covers,
         coalesce(effective_kb, month_kb) as kb_label
-    from machine_months mm
+    from audit.machine_months mm
     left join first_install fi using (run_id, machine_id)
-    where kind = 'hotpatch' and enrolled_at_start and not is_off_track
+    where mm.track is not null and kind = 'hotpatch' and enrolled_at_start and not is_off_track
 ),
 missed as (
     select
@@ -212,11 +211,11 @@ quarter_hotpatch as (
     select mm.run_id, mm.machine_id, mm.month,
         min(u.installed_at) as proved_at,
         first(u.kb order by u.installed_at, u.release_month) as proved_by
-    from machine_months mm
+    from audit.machine_months mm
     join audit.track_updates u on u.run_id = mm.run_id and u.machine_id = mm.machine_id
         and u.release_month > mm.month and (mm.next_baseline_month is null or u.release_month < mm.next_baseline_month)
         and u.track_role in ('hotpatch', 'other_hotpatch')
-    where mm.kind in ('baseline', 'unplanned_baseline')
+    where mm.track is not null and mm.kind in ('baseline', 'unplanned_baseline')
     group by all
 ),
 quarter_months as (
@@ -234,11 +233,11 @@ baselines as (
         coalesce(month_kb_installed_at is not null or month_kb_installed_by_build or qh.proved_at is not null, false) as is_installed,
         coalesce(fi.first_install_at <= mm.grace_end, false) as history_covers,
         coalesce(effective_kb, month_kb, 'the cumulative update') as kb_label
-    from machine_months mm
+    from audit.machine_months mm
     left join first_install fi using (run_id, machine_id)
     left join quarter_hotpatch qh using (run_id, machine_id, month)
     left join quarter_months qm using (run_id, track, month)
-    where kind in ('baseline', 'unplanned_baseline') and (enrolled_at_start or hotpatch_status = 'Enabled')
+    where mm.track is not null and kind in ('baseline', 'unplanned_baseline') and (enrolled_at_start or hotpatch_status = 'Enabled')
         and is_due
 ),
 baseline_findings as (
