@@ -389,7 +389,8 @@ def test_multi_page_result_equals_the_table_row_for_row(rg_emulator, specs, expe
 
 def test_pacing_makes_no_429_in_steady_state(rg_emulator, specs, expected) -> None:  # type: ignore[no-untyped-def]
     names = QUERY_NAMES
-    with source_for(rg_emulator, page_size=10, max_workers=4) as src:
+    # pages small enough for more than four quota windows' worth of requests (15 per window)
+    with source_for(rg_emulator, page_size=8, max_workers=4) as src:
         got = run_concurrently([specs[n] for n in names], lambda s: rows_of(src, s)[0], max_workers=4)
     requests = rg_emulator.stats.requests
     assert requests >= 60, requests
