@@ -249,3 +249,22 @@ def test_a_stage_out_of_memory_runs_again_on_one_thread(settings: Settings, capl
 
     with pytest.raises(duckdb.OutOfMemoryException, match="still too big"):
         _within_memory(settings, "run r2: load", never_fits)
+
+
+def test_judging_a_run_leaves_the_sessions_settings_as_they_were(settings: Settings, tmp_path: Path) -> None:
+    """materialize_findings drops insertion order and judges missed_hotpatches on one thread (analyze.ONE_THREAD);
+    the caller's connection gets its own settings back. (After a failure the transaction is aborted and cannot
+    take a SET: the pipeline then closes the connection.)"""
+    from hotpatch_audit.analyze import ONE_THREAD, materialize_findings
+    from hotpatch_audit.audit_meta import load
+
+    assert {a.name for a in load().audits} >= ONE_THREAD
+    snap = make_snapshot(tmp_path / "snap", {"arc_machines": [arc_row("a"), arc_row("b")]})
+    _run(settings, snap, "r1")
+    with open_writer(settings.ledger_path, settings.project_root) as con:
+        con.execute("set threads = 3")
+        con.execute("BEGIN")
+        assert materialize_findings(con, "r1") > 0
+        con.execute("COMMIT")
+        settings_now = con.execute("select current_setting('threads'), current_setting('preserve_insertion_order')")
+        assert settings_now.fetchone() == (3, True)

@@ -77,7 +77,7 @@ def apply_sql(con: duckdb.DuckDBPyConnection, project_root: Path, calendar_overr
 
 MATERIALIZED = ("machine_months", "readiness", "coverage")  # what audit.findings is judged from
 # Audits judged on one thread: missed_hotpatches' many joins, each thread with its own hash tables, need more than
-# 1 GB at 100,000 machines on two threads about every other run; on one it fits (5 of 5 runs), 5-8 s slower.
+# 1 GB at 100,000 machines on two threads about every other run; on one it fits (6 of 6 runs measured), 5-8 s slower.
 ONE_THREAD = frozenset({"missed_hotpatches"})
 
 
