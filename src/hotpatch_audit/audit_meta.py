@@ -39,6 +39,7 @@ from typing import Any, BinaryIO
 import duckdb
 
 from hotpatch_audit.config import PROJECT_ROOT
+from hotpatch_audit.duck import sql_literal
 from hotpatch_audit.errors import ConfigError
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
@@ -161,10 +162,6 @@ def placeholders(template: str) -> list[str]:
     return PLACEHOLDER.findall(template)
 
 
-def _sql_text(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def apply(con: duckdb.DuckDBPyConnection, root: Path = PROJECT_ROOT) -> None:
     """Write ref.audits, ref.audit_codes and ref.messages, and the macros that render a message in English."""
     cat = load(root)
@@ -192,16 +189,8 @@ def apply(con: duckdb.DuckDBPyConnection, root: Path = PROJECT_ROOT) -> None:
         " remediation_key and params; audit.message(key, params) renders the English text.'",
     ):
         con.execute(sql)
-    entries = ", ".join(f"{_sql_text(k)}: {_sql_text(t)}" for k, t in cat.messages.items())
+    entries = ", ".join(f"{sql_literal(k)}: {sql_literal(t)}" for k, t in cat.messages.items())
     con.execute(f"create or replace macro audit.message_template(k) as (map {{{entries}}})[k]")
-    # A list_reduce without an initial value (the text rides in the first element): DuckDB 1.x, which an
-    # analyst's CLI may be, refuses an initial value of another type than the list's elements.
-    con.execute(
-        "create or replace macro audit.fill_message(t, p) as list_reduce("
-        "[{'k': null::varchar, 'v': t::varchar}] || list_transform(coalesce(map_entries(p), []),"
-        " lambda kv: {'k': kv.key::varchar, 'v': kv.value::varchar}),"
-        " lambda acc, kv: {'k': null::varchar, 'v': replace(acc.v, '%(' || kv.k || ')s', coalesce(kv.v, ''))}).v"
-    )
     con.execute(f"create or replace macro audit.message(k, p) as {message_sql(cat.messages)}")
 
 
@@ -215,13 +204,13 @@ def message_sql(messages: dict[str, str]) -> str:
         pos = 0
         for m in PLACEHOLDER.finditer(template):
             if m.start() > pos:
-                parts.append(_sql_text(template[pos:m.start()]))
-            parts.append(f"coalesce(p[{_sql_text(m.group(1))}], '')")
+                parts.append(sql_literal(template[pos:m.start()]))
+            parts.append(f"coalesce(p[{sql_literal(m.group(1))}], '')")
             pos = m.end()
         if pos < len(template) or not parts:
-            parts.append(_sql_text(template[pos:]))
+            parts.append(sql_literal(template[pos:]))
         text = parts[0] if len(parts) == 1 else f"concat({', '.join(parts)})"
-        branches.append(f"when {_sql_text(key)} then {text}")
+        branches.append(f"when {sql_literal(key)} then {text}")
     return f"case when k is null then '' else case k {' '.join(branches)} end end"
 
 
