@@ -220,35 +220,28 @@ def test_open_actions_are_stored_per_run_and_an_older_ledgers_view_is_replaced(
 def test_a_stage_out_of_memory_runs_again_on_one_thread(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
     """A load or audit transaction that DuckDB cannot fit in the memory limit is rolled back and run once more
     with spare_memory's settings (one thread, no insertion order); a second failure is the run's failure."""
-    from hotpatch_audit.duck import connect, spare_memory
     from hotpatch_audit.pipeline import _within_memory
 
-    attempts: list[bool] = []
+    attempts: list[tuple[int, bool]] = []  # each attempt's connection settings
 
-    def work(spare: bool) -> tuple[int, bool]:
-        attempts.append(spare)
-        if not spare:
-            raise duckdb.OutOfMemoryException("Out of Memory Error: failed to pin block of size 256.0 KiB")
-        con = connect(settings.ledger_path, memory_limit=settings.duckdb_memory_limit)
-        try:
-            spare_memory(con)
-            row = con.execute("select current_setting('threads'), current_setting('preserve_insertion_order')"
-                              ).fetchone()
-        finally:
-            con.close()
+    def work(con: duckdb.DuckDBPyConnection) -> tuple[int, bool]:
+        row = con.execute("select current_setting('threads'), current_setting('preserve_insertion_order')").fetchone()
         assert row is not None
-        return int(row[0]), bool(row[1])
+        attempts.append((int(row[0]), bool(row[1])))
+        if len(attempts) == 1:
+            raise duckdb.OutOfMemoryException("Out of Memory Error: failed to pin block of size 256.0 KiB")
+        return attempts[-1]
 
     with caplog.at_level("WARNING", logger="hotpatch_audit.pipeline"):
-        assert _within_memory(settings, "run r1: audit", work) == (1, False)
-    assert attempts == [False, True]
+        assert _within_memory(settings, "r1", "audit", work) == (1, False)
+    assert len(attempts) == 2 and attempts[0] != (1, False)  # the first attempt had the session's own settings
     assert "run r1: audit ran out of memory at the 1GB limit" in caplog.text and "on one thread" in caplog.text
 
-    def never_fits(spare: bool) -> None:
+    def never_fits(con: duckdb.DuckDBPyConnection) -> None:
         raise duckdb.OutOfMemoryException("Out of Memory Error: still too big")
 
     with pytest.raises(duckdb.OutOfMemoryException, match="still too big"):
-        _within_memory(settings, "run r2: load", never_fits)
+        _within_memory(settings, "r2", "load", never_fits)
 
 
 def test_judging_a_run_leaves_the_sessions_settings_as_they_were(settings: Settings, tmp_path: Path) -> None:

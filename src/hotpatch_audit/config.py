@@ -210,7 +210,7 @@ class Settings(BaseSettings):
         "1GB", description="Memory DuckDB may use per connection before spilling to disk: a size (512MB, 4GB, "
         "at least 64MB) or a share of RAM (80%). A load or audit that runs out of it is rolled back and run once "
         "more on one thread, which needs about half the memory (a warning says so). The default is enough for "
-        "100,000 machines (measured peak 1.1 GB for the whole process).")
+        "100,000 machines (measured peak 1.2 GB for the whole process).")
     lock_timeout_seconds: float = Field(600.0, description="How long a writer waits for the ledger lock.", gt=0,
                                         le=86_400, allow_inf_nan=False)
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MEMORY_LIMIT = "1GB"
 # Files are written in DuckDB's v1.0.0 storage format (file version 64), which every DuckDB from 1.0 on
@@ -38,7 +43,31 @@ def connect(path: Path | str = ":memory:", *, read_only: bool = False,
 
 def spare_memory(con: duckdb.DuckDBPyConnection) -> None:
     """Session settings for a second attempt after DuckDB ran out of memory: one thread (each thread holds its
-    own hash tables and buffers) and no insertion order. Slower, about half the peak memory: measured on the
-    100,000-machine demo, the audit fits the 1 GB default this way and not on two threads."""
+    own hash tables and buffers) and no insertion order. Slower, about half the peak memory."""
     con.execute("SET threads = 1")
     con.execute("SET preserve_insertion_order = false")
+
+
+@contextmanager
+def setting(con: duckdb.DuckDBPyConnection, name: str, value: int | bool) -> Iterator[None]:
+    """A DuckDB session setting changed for the block and given back after. After an error that aborted the
+    transaction DuckDB takes no SET: the setting then stays until the caller closes the connection, and the error
+    goes on unchanged."""
+    (before,) = con.execute("select current_setting(?)", [name]).fetchone() or (None,)
+    con.execute(f"set {name} = {sql_value(value)}")
+    try:
+        yield
+    finally:
+        try:
+            con.execute(f"set {name} = {sql_value(before)}")
+        except duckdb.Error as exc:  # never hide the error that ended the transaction
+            log.debug("%s not restored: %s", name, exc)
+
+
+def sql_value(value: object) -> str:
+    """A setting's value as SQL: true/false, a number, or a quoted text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return sql_literal(str(value))

@@ -286,14 +286,7 @@ def load_stage(settings: Settings, ctx: RunContext, extracted: ExtractResult) ->
     from hotpatch_audit.sources import read_manifest
 
     snap: Snapshot = snapshot_from_manifest(extracted.snapshot_dir, read_manifest(extracted.snapshot_dir))
-
-    def load(spare: bool) -> LoadResult:
-        with _writer(settings, f"run {ctx.run_id} (load)") as con:
-            if spare:
-                spare_memory(con)
-            return LoadResult(load_snapshot(con, ctx.run_id, snap))
-
-    return _within_memory(settings, f"run {ctx.run_id}: load", load)
+    return LoadResult(_within_memory(settings, ctx.run_id, "load", lambda con: load_snapshot(con, ctx.run_id, snap)))
 
 
 def audit_stage(settings: Settings, ctx: RunContext, complete: bool = True) -> tuple[str, int]:
@@ -301,25 +294,23 @@ def audit_stage(settings: Settings, ctx: RunContext, complete: bool = True) -> t
     from hotpatch_audit.ledger import finish_run
 
     waivers = waiver_file(settings)
-
-    def judge(spare: bool) -> tuple[str, int]:
-        with _writer(settings, f"run {ctx.run_id} (audit)") as con:
-            if spare:
-                spare_memory(con)
-            return finish_run(con, ctx.run_id, complete, waivers)
-
-    return _within_memory(settings, f"run {ctx.run_id}: audit", judge)
+    return _within_memory(settings, ctx.run_id, "audit", lambda con: finish_run(con, ctx.run_id, complete, waivers))
 
 
-def _within_memory(settings: Settings, what: str, work: Callable[[bool], T]) -> T:
-    """Run a ledger transaction; if DuckDB runs out of memory (the transaction is then rolled back whole), run
-    it once more with spare_memory's settings (one thread), which needs about half the memory, slower."""
+def _within_memory(settings: Settings, run_id: str, stage: str, work: Callable[[duckdb.DuckDBPyConnection], T]) -> T:
+    """Run one stage's ledger transaction on the writer connection; if DuckDB runs out of memory (the transaction
+    is then rolled back whole), run it once more on a new connection with spare_memory's settings (one thread),
+    which needs about half the memory, slower."""
+    holder = f"run {run_id} ({stage})"
     try:
-        return work(False)
+        with _writer(settings, holder) as con:
+            return work(con)
     except duckdb.OutOfMemoryException as exc:
-        log.warning("%s ran out of memory at the %s limit (%s); running it again on one thread", what,
-                    settings.duckdb_memory_limit, str(exc).splitlines()[0])
-        return work(True)
+        log.warning("run %s: %s ran out of memory at the %s limit (%s); running it again on one thread", run_id,
+                    stage, settings.duckdb_memory_limit, str(exc).splitlines()[0])
+    with _writer(settings, holder) as con:
+        spare_memory(con)
+        return work(con)
 
 
 def render_stage(
