@@ -244,14 +244,20 @@ def test_a_stage_out_of_memory_runs_again_on_one_thread(settings: Settings, capl
         _within_memory(settings, "r2", "load", never_fits)
 
 
-def test_judging_a_run_leaves_the_sessions_settings_as_they_were(settings: Settings, tmp_path: Path) -> None:
-    """materialize_findings drops insertion order and judges missed_hotpatches on one thread (analyze.ONE_THREAD);
-    the caller's connection gets its own settings back. (After a failure the transaction is aborted and cannot
-    take a SET: the pipeline then closes the connection.)"""
-    from hotpatch_audit.analyze import ONE_THREAD, materialize_findings
+def test_judging_a_run_stores_every_part_and_leaves_the_session_as_it_was(settings: Settings, tmp_path: Path) -> None:
+    """materialize_findings drops insertion order and stores missed_hotpatches one part at a time (analyze.PARTS,
+    the session variable audit.in_part reads): together the parts are exactly the view's rows, every part the
+    SQL has is stored, and the caller's connection gets its settings back with no part left selected. (After a
+    failure the transaction is aborted and cannot take a SET: the pipeline then closes the connection.)"""
+    import re
+
+    from hotpatch_audit.analyze import PARTS, materialize_findings
     from hotpatch_audit.audit_meta import load
 
-    assert {a.name for a in load().audits} >= ONE_THREAD
+    assert {a.name for a in load().audits} >= set(PARTS)
+    for name, parts in PARTS.items():
+        sql = (settings.project_root / "sql" / "audit").glob(f"*_{name}.sql")
+        assert set(re.findall(r"audit\.in_part\('(\w+)'\)", next(sql).read_text(encoding="utf-8"))) == set(parts)
     snap = make_snapshot(tmp_path / "snap", {"arc_machines": [arc_row("a"), arc_row("b")]})
     _run(settings, snap, "r1")
     with open_writer(settings.ledger_path, settings.project_root) as con:
@@ -261,3 +267,10 @@ def test_judging_a_run_leaves_the_sessions_settings_as_they_were(settings: Setti
         con.execute("COMMIT")
         settings_now = con.execute("select current_setting('threads'), current_setting('preserve_insertion_order')")
         assert settings_now.fetchone() == (3, True)
+        assert con.execute("select getvariable('hotpatch_audit_part')").fetchone() == (None,)
+        columns = "finding_id, code, status, state, severity, reason, remediation, cast(evidence as varchar)"
+        stored = con.execute(f"select {columns} from audit.findings where run_id = 'r1' and audit = 'missed_hotpatches'"
+                             " order by all").fetchall()
+        whole = con.execute(f"select {columns} from audit.missed_hotpatches where run_id = 'r1' order by all").fetchall()
+        assert stored == whole
+        assert len(stored) > 0

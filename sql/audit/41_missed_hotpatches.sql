@@ -1,3 +1,9 @@
+-- audit.in_part(part): true unless the session variable hotpatch_audit_part names another part. The audit stage
+-- (hotpatch_audit.analyze.PARTS) stores this audit one part at a time: DuckDB folds the variable when it plans the
+-- query and drops the other parts, so each part's joins hold memory alone (all four at once peaked at 2.5 GB
+-- at 100,000 machines; one part at most 1 GB). Unset, as for every other reader, the view has every part.
+create or replace macro audit.in_part(part) as coalesce(getvariable('hotpatch_audit_part') = part, true);
+
 create or replace view audit.missed_hotpatches as
 -- audit.machine_months is read where needed (a stored table: each reader scans only its columns), never through
 -- a shared CTE, which DuckDB would hold in memory whole for its four readers
@@ -365,10 +371,11 @@ enrollment_lost_findings as (
     where m.hotpatch_status <> 'Enabled'
 ),
 all_rows as (
-    select * from missed_findings
-    union all by name select * from off_track_findings
-    union all by name select * from baseline_findings
-    union all by name select * from enrollment_lost_findings
+    -- audit.in_part: every part, unless the audit stage stores one part at a time (see the macro)
+    select * from missed_findings where audit.in_part('months')
+    union all by name select * from off_track_findings where audit.in_part('off_track')
+    union all by name select * from baseline_findings where audit.in_part('baselines')
+    union all by name select * from enrollment_lost_findings where audit.in_part('enrollment')
 )
 select
     md5('missed_hotpatches|' || code || '|' || machine_id || '|' || coalesce(month, '')) as finding_id,

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -19,7 +21,7 @@ from hotpatch_audit.calendar import (
     validate_calendar,
 )
 from hotpatch_audit.column_docs import apply_column_comments
-from hotpatch_audit.duck import setting
+from hotpatch_audit.duck import setting, sql_literal
 from hotpatch_audit.prices import load_prices
 from hotpatch_audit.progress import step
 from hotpatch_audit.waivers import WaiverFile, apply_waivers
@@ -77,9 +79,10 @@ def apply_sql(con: duckdb.DuckDBPyConnection, project_root: Path, calendar_overr
 
 MATERIALIZED = ("machine_months", "readiness", "coverage")  # what audit.findings is judged from
 REGISTERS_MATERIALIZED = ("open_actions",)  # read from audit.findings once its rows and waivers are in
-# Audits judged on one thread: missed_hotpatches' many joins, each thread with its own hash tables, need more than
-# 1 GB at 100,000 machines on two threads about every other run; on one it fits (6 of 6 runs measured), 5-8 s slower.
-ONE_THREAD = frozenset({"missed_hotpatches"})
+# Audits stored one part at a time (sql/audit/41_missed_hotpatches.sql, audit.in_part): the parts of the view,
+# its union's branches, need their joins' memory at once when stored together: at 100,000 machines 2.5 GB, more
+# than the 1 GB default on two threads; one part needs at most 1 GB (measured, see the macro).
+PARTS: dict[str, tuple[str, ...]] = {"missed_hotpatches": ("months", "off_track", "baselines", "enrollment")}
 
 
 def _store(con: duckdb.DuckDBPyConnection, run_id: str, names: tuple[str, ...]) -> None:
@@ -101,6 +104,19 @@ def materialize_registers(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     _store(con, run_id, REGISTERS_MATERIALIZED)
 
 
+@contextmanager
+def _part(con: duckdb.DuckDBPyConnection, part: str | None) -> Iterator[None]:
+    """Within: an audit view that has parts (PARTS) gives only `part` (None: every part)."""
+    if part is None:
+        yield
+        return
+    con.execute("set variable hotpatch_audit_part = ?", [part])
+    try:
+        yield
+    finally:
+        con.execute("reset variable hotpatch_audit_part")
+
+
 def materialize_findings(con: duckdb.DuckDBPyConnection, run_id: str, waivers: WaiverFile | None = None) -> int:
     """Materialize the run's intermediate views, then replace its audit.findings rows (waivers applied); return
     the count."""
@@ -111,16 +127,16 @@ def materialize_findings(con: duckdb.DuckDBPyConnection, run_id: str, waivers: W
         materialize_run(con, run_id)
         con.execute("delete from audit.findings where run_id = ?", [run_id])
         # one audit at a time: each holds only its own joins in memory (all four at once need about twice the
-        # memory; at 100,000 machines more than the 1 GB default)
+        # memory; at 100,000 machines more than the 1 GB default), and each is read from its own view (binding
+        # audit.all_findings, all four views, took 1.5 s per audit at 100,000 machines)
         for (name,) in con.execute("select audit from ref.audits order by audit_order").fetchall():
-            insert = ("insert into audit.findings by name select * from audit.all_findings where run_id = ?"
-                      " and audit = ?")
-            if name in ONE_THREAD:
-                with setting(con, "threads", 1):
-                    stored = con.execute(insert, [run_id, name]).fetchone()
-            else:
-                stored = con.execute(insert, [run_id, name]).fetchone()
-            step("judge", f"audit.{name}", int(stored[0]) if stored else None)
+            insert = ("insert into audit.findings by name select * from"
+                      f" audit.settled_findings({sql_literal('audit.' + name)}) where run_id = ?")
+            stored = 0
+            for part in PARTS.get(name, (None,)):
+                with _part(con, part):
+                    stored += int((con.execute(insert, [run_id]).fetchone() or (0,))[0])
+            step("judge", f"audit.{name}", stored)
         apply_waivers(con, run_id, waivers)
         materialize_registers(con, run_id)
     (count,) = con.execute("select count(*) from audit.findings where run_id = ?", [run_id]).fetchone() or (0,)
