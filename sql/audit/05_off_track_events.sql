@@ -1,4 +1,6 @@
-create or replace view audit.off_track_events as
+-- Computed live as audit.off_track_events_live; audit.off_track_events is the same rows materialized per run
+-- (hotpatch_audit.analyze.materialize_run), so machine_months and missed_hotpatches' parts read them once.
+create or replace view audit.off_track_events_live as
 with
 runs as (
     select run_id, scope, as_of, as_of_month, period_start_month from core.run_settings
@@ -89,4 +91,7 @@ join month_info mi on mi.run_id = e.run_id and mi.track = e.track and mi.month =
 left join status_history sh on sh.run_id = coalesce(mi.run_before, mi.run_after) and sh.machine_id = e.machine_id
 left join (select run_id, max(cause) as cause, first_month, last_month from licence_event group by all) le
     on le.run_id = e.run_id and e.machine_kind = 'arc' and e.track = 'ws2025' and e.event_month between le.first_month and le.last_month;
-comment on view audit.off_track_events is 'Per run and machine on a hotpatch track: each stretch off the track (an out-of-band LCU in any month, or a standard cumulative update in a hotpatch month, judged by KB and title), looked for from the baseline of the period''s first month (so an event before the period is found in the history of earlier runs): event month and the KB(s) that left the track in it, all off-track KBs up to the next baseline, the calendar event that explains it (KB cause or the Arc licence expiry), the hotpatch months lost (up to the next baseline, not after the as-of month) and whether the machine was Enabled at the start of the event month.';
+comment on view audit.off_track_events_live is 'Computed live (every run): Per run and machine on a hotpatch track: each stretch off the track (an out-of-band LCU in any month, or a standard cumulative update in a hotpatch month, judged by KB and title), looked for from the baseline of the period''s first month (so an event before the period is found in the history of earlier runs): event month and the KB(s) that left the track in it, all off-track KBs up to the next baseline, the calendar event that explains it (KB cause or the Arc licence expiry), the hotpatch months lost (up to the next baseline, not after the as-of month) and whether the machine was Enabled at the start of the event month.';
+
+create table if not exists audit.off_track_events as select * from audit.off_track_events_live limit 0;
+comment on table audit.off_track_events is 'Materialized per run from audit.off_track_events_live when the run is audited. Per run and machine on a hotpatch track: each stretch off the track (an out-of-band LCU in any month, or a standard cumulative update in a hotpatch month, judged by KB and title), looked for from the baseline of the period''s first month (so an event before the period is found in the history of earlier runs): event month and the KB(s) that left the track in it, all off-track KBs up to the next baseline, the calendar event that explains it (KB cause or the Arc licence expiry), the hotpatch months lost (up to the next baseline, not after the as-of month) and whether the machine was Enabled at the start of the event month.';

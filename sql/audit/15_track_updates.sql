@@ -3,7 +3,10 @@
 -- both: a month's miss is closed by any later cumulative update of the track (it carries the missed
 -- fixes), an open action names only the update that is current now.
 
-create or replace view audit.track_updates as
+-- Computed live as audit.track_updates_live; audit.track_updates is the same rows materialized per run
+-- (hotpatch_audit.analyze.materialize_run, after audit.machine_months, which it reads), read by three parts of
+-- missed_hotpatches.
+create or replace view audit.track_updates_live as
 with
 installed as (
     -- install records: hotpatches, baselines and standard or out-of-band cumulative updates
@@ -33,7 +36,10 @@ union all by name
 select * from by_build
 union all by name
 select * from by_title;
-comment on view audit.track_updates is 'Per run and Windows machine: every cumulative update of its track it installed (track_role hotpatch, baseline, unplanned_baseline, oob_lcu, other_lcu, other_hotpatch from core.installed_patches; release_month is the calendar month of the KB, else the month its title names) or that its Arc OS build proves (proved_by build: installed_at is the as-of of the first run that showed the build; proved_by title: a month the calendar lists without a KB, recognised by title). A later cumulative update carries every earlier month''s fixes: it closes earlier misses.';
+comment on view audit.track_updates_live is 'Computed live (every run): Per run and Windows machine: every cumulative update of its track it installed (track_role hotpatch, baseline, unplanned_baseline, oob_lcu, other_lcu, other_hotpatch from core.installed_patches; release_month is the calendar month of the KB, else the month its title names) or that its Arc OS build proves (proved_by build: installed_at is the as-of of the first run that showed the build; proved_by title: a month the calendar lists without a KB, recognised by title). A later cumulative update carries every earlier month''s fixes: it closes earlier misses.';
+
+create table if not exists audit.track_updates as select * from audit.track_updates_live limit 0;
+comment on table audit.track_updates is 'Materialized per run from audit.track_updates_live when the run is audited. Per run and Windows machine: every cumulative update of its track it installed (track_role hotpatch, baseline, unplanned_baseline, oob_lcu, other_lcu, other_hotpatch from core.installed_patches; release_month is the calendar month of the KB, else the month its title names) or that its Arc OS build proves (proved_by build: installed_at is the as-of of the first run that showed the build; proved_by title: a month the calendar lists without a KB, recognised by title). A later cumulative update carries every earlier month''s fixes: it closes earlier misses.';
 
 create or replace view audit.track_current as
 with

@@ -77,7 +77,8 @@ def apply_sql(con: duckdb.DuckDBPyConnection, project_root: Path, calendar_overr
     apply_column_comments(con, project_root)  # sql/columns/*.toml: what every column means
 
 
-MATERIALIZED = ("machine_months", "readiness", "coverage")  # what audit.findings is judged from
+# what audit.findings is judged from, stored in this order (each may read the ones before it)
+MATERIALIZED = ("off_track_events", "machine_months", "track_updates", "readiness", "coverage")
 REGISTERS_MATERIALIZED = ("open_actions",)  # read from audit.findings once its rows and waivers are in
 # Audits stored one part at a time (sql/audit/41_missed_hotpatches.sql, audit.in_part): the parts of the view,
 # its union's branches, need their joins' memory at once when stored together: at 100,000 machines 2.5 GB, more

@@ -22,6 +22,7 @@ from pathlib import Path
 import duckdb
 import portalocker
 
+from hotpatch_audit.analyze import MATERIALIZED, REGISTERS_MATERIALIZED
 from hotpatch_audit.duck import DEFAULT_MEMORY_LIMIT, STORAGE_VERSION, connect, sql_literal
 from hotpatch_audit.errors import LedgerBusyError, LedgerError, SnapshotError
 from hotpatch_audit.extract import Snapshot
@@ -36,7 +37,8 @@ RAW_PREFIX = "raw."
 # or a tag value is far below this. Longer text is malformed input (and would exhaust DuckDB's memory later).
 MAX_FIELD_CHARS = 32_768
 MAX_JSON_FIELD_CHARS = 1_048_576
-PER_RUN_TABLES = ("audit.findings", "audit.machine_months", "audit.readiness", "audit.coverage")
+# every table holding a run's judged rows, deleted with the run
+PER_RUN_TABLES = ("audit.findings", *(f"audit.{name}" for name in (*MATERIALIZED, *REGISTERS_MATERIALIZED)))
 GOOD_STATUSES = ("succeeded", "incomplete")
 
 
