@@ -24,7 +24,8 @@ track_current as (
 closure as (
     -- the first later cumulative update of the track: it carries the month's fixes, so it closes the
     -- month's miss (superseded), naming the KB and the date
-    select mm.run_id, mm.machine_id, mm.month,
+    -- (is_baseline: each part reads only its own kind of month, and DuckDB computes only those)
+    select mm.run_id, mm.machine_id, mm.month, mm.kind <> 'hotpatch' as is_baseline,
         min(u.installed_at) as closed_at,
         first(u.kb order by u.installed_at, u.release_month) as closed_by,
         first(u.release_month order by u.installed_at, u.release_month) as closed_month
@@ -78,8 +79,8 @@ missed_life as (
              when m.status = 'warn' then greatest(m.days_late, 0)
              when m.status = 'fail' then greatest(m.days_past_grace, 0) end as exposure_days
     from missed m
-    left join closure c using (run_id, machine_id, month)
-    left join track_current tc using (run_id, track)
+    left join closure c on c.run_id = m.run_id and c.machine_id = m.machine_id and c.month = m.month and not c.is_baseline
+    left join track_current tc on tc.run_id = m.run_id and tc.track = m.track
 ),
 missed_findings as (
     select
@@ -322,8 +323,8 @@ baseline_findings as (
                 else 'unknown'
             end as status
         from baselines b
-        left join closure c using (run_id, machine_id, month)
-        left join track_current tc using (run_id, track)
+        left join closure c on c.run_id = b.run_id and c.machine_id = b.machine_id and c.month = b.month and c.is_baseline
+        left join track_current tc on tc.run_id = b.run_id and tc.track = b.track
         )
     )
 ),
