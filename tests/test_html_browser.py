@@ -331,6 +331,35 @@ def test_page_fits_a_phone(demo_report: DemoReport, open_report: Callable[..., T
     tab.assert_clean()
 
 
+def test_on_a_phone_no_word_of_page_one_breaks_between_its_letters(
+    demo_report: DemoReport, open_report: Callable[..., Tab]
+) -> None:
+    """The Fix-first list's headers, severity badges and due words and the trend's row labels stay whole words on a
+    phone ("Sev/erit/y", "cri/tic/al" and "overdu/e" were hard to read): a word whose letters sit on two lines is
+    broken (the table scrolls sideways instead)."""
+    tab = open_report(demo_report.html, width=390, height=844)
+    broken = tab.page.evaluate("""(sel) => {
+        const broken = [];
+        for (const el of document.querySelectorAll(sel)) {
+            const walker = document.createTreeWalker(el, NodeFilter.SHOW_TEXT);
+            for (let n = walker.nextNode(); n; n = walker.nextNode()) {
+                for (const m of n.data.matchAll(/\\S+/g)) {
+                    const r = document.createRange();
+                    r.setStart(n, m.index);
+                    r.setEnd(n, m.index + m[0].length);
+                    const tops = new Set([...r.getClientRects()].map(x => Math.round(x.top)));
+                    if (tops.size > 1) broken.push(m[0]);
+                }
+            }
+        }
+        return broken;
+    }""", "table.top-actions th, table.top-actions .badge, table.top-actions td.col-due .meta, table.trend-mini td")
+    words = tab.page.eval_on_selector_all("table.top-actions .badge", "es => es.length")
+    assert words > 0
+    assert broken == []
+    tab.assert_clean()
+
+
 @pytest.mark.slow  # the browser prints the whole report (about 240 pages): 10-20 s
 def test_printing_hides_controls_prints_every_row_and_repeats_headers(
     demo_report: DemoReport, open_report: Callable[..., Tab], tmp_path: Path
