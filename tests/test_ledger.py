@@ -274,3 +274,21 @@ def test_judging_a_run_stores_every_part_and_leaves_the_session_as_it_was(settin
         whole = con.execute(f"select {columns} from audit.missed_hotpatches where run_id = 'r1' order by all").fetchall()
         assert stored == whole
         assert len(stored) > 0
+
+
+def test_an_audit_commit_gives_the_vacuum_setting_back(settings: Settings, tmp_path: Path) -> None:
+    """finish_run commits a run that deleted nothing without DuckDB's vacuum (ledger._commit_without_vacuum: it
+    would only merge the audit's part-filled row groups). The setting is global to the database: it comes back
+    for every later commit, and the judged rows are all there."""
+    from hotpatch_audit.ledger import finish_run
+
+    snap = make_snapshot(tmp_path / "snap", {"arc_machines": [arc_row("a"), arc_row("b")]})
+    _run(settings, snap, "r1")
+    findings = _count(settings, "select count(*) from audit.findings where run_id = 'r1'")
+    assert findings > 0
+    with open_writer(settings.ledger_path, settings.project_root) as con:
+        (before,) = con.execute("select current_setting('max_vacuum_tasks')").fetchone() or (None,)
+        assert finish_run(con, "r1", True) == ("succeeded", findings)
+        assert con.execute("select current_setting('max_vacuum_tasks')").fetchone() == (before,)
+        assert before != 0
+    assert _count(settings, "select count(*) from audit.findings where run_id = 'r1'") == findings
