@@ -292,3 +292,16 @@ def test_an_audit_commit_gives_the_vacuum_setting_back(settings: Settings, tmp_p
         assert con.execute("select current_setting('max_vacuum_tasks')").fetchone() == (before,)
         assert before != 0
     assert _count(settings, "select count(*) from audit.findings where run_id = 'r1'") == findings
+
+
+def test_an_error_while_storing_a_part_reaches_the_caller_unchanged() -> None:
+    """A part's statement that fails aborts the transaction, and DuckDB then refuses to reset the part variable:
+    the caller still sees the statement's own error (an out-of-memory error is what the pipeline retries on)."""
+    from hotpatch_audit.analyze import _part
+
+    con = duckdb.connect()
+    con.execute("BEGIN")
+    with pytest.raises(duckdb.CatalogException, match="nowhere"), _part(con, "months"):
+        con.execute("select * from nowhere")
+    con.execute("ROLLBACK")
+    con.close()

@@ -107,7 +107,9 @@ def materialize_registers(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
 
 @contextmanager
 def _part(con: duckdb.DuckDBPyConnection, part: str | None) -> Iterator[None]:
-    """Within: an audit view that has parts (PARTS) gives only `part` (None: every part)."""
+    """Within: an audit view that has parts (PARTS) gives only `part` (None: every part). After an error that
+    aborted the transaction DuckDB takes no RESET: the variable then stays until the caller closes the connection
+    (as the pipeline does), and the error goes on unchanged (an out-of-memory error must reach _within_memory)."""
     if part is None:
         yield
         return
@@ -115,7 +117,10 @@ def _part(con: duckdb.DuckDBPyConnection, part: str | None) -> Iterator[None]:
     try:
         yield
     finally:
-        con.execute("reset variable hotpatch_audit_part")
+        try:
+            con.execute("reset variable hotpatch_audit_part")
+        except duckdb.Error as exc:  # never hide the error that ended the transaction
+            log.debug("hotpatch_audit_part not reset: %s", exc)
 
 
 def materialize_findings(con: duckdb.DuckDBPyConnection, run_id: str, waivers: WaiverFile | None = None) -> int:
