@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 
 import duckdb
@@ -21,7 +20,7 @@ from hotpatch_audit.calendar import (
     validate_calendar,
 )
 from hotpatch_audit.column_docs import apply_column_comments
-from hotpatch_audit.duck import setting, sql_literal
+from hotpatch_audit.duck import setting, sql_literal, variable
 from hotpatch_audit.prices import load_prices
 from hotpatch_audit.progress import step
 from hotpatch_audit.waivers import WaiverFile, apply_waivers
@@ -105,22 +104,11 @@ def materialize_registers(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     _store(con, run_id, REGISTERS_MATERIALIZED)
 
 
-@contextmanager
-def _part(con: duckdb.DuckDBPyConnection, part: str | None) -> Iterator[None]:
-    """Within: an audit view that has parts (PARTS) gives only `part` (None: every part). After an error that
-    aborted the transaction DuckDB takes no RESET: the variable then stays until the caller closes the connection
-    (as the pipeline does), and the error goes on unchanged (an out-of-memory error must reach _within_memory)."""
-    if part is None:
-        yield
-        return
-    con.execute("set variable hotpatch_audit_part = ?", [part])
-    try:
-        yield
-    finally:
-        try:
-            con.execute("reset variable hotpatch_audit_part")
-        except duckdb.Error as exc:  # never hide the error that ended the transaction
-            log.debug("hotpatch_audit_part not reset: %s", exc)
+def _part(con: duckdb.DuckDBPyConnection, part: str | None) -> AbstractContextManager[None]:
+    """Within: an audit view that has parts (PARTS) gives only `part` (None: every part). An error in the block
+    reaches the caller unchanged (an out-of-memory error must reach pipeline._within_memory); the variable then
+    stays until the caller closes the connection, as the pipeline does."""
+    return nullcontext() if part is None else variable(con, "hotpatch_audit_part", part)
 
 
 def materialize_findings(con: duckdb.DuckDBPyConnection, run_id: str, waivers: WaiverFile | None = None) -> int:

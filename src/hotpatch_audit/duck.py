@@ -64,6 +64,20 @@ def setting(con: duckdb.DuckDBPyConnection, name: str, value: int | bool) -> Ite
             log.debug("%s not restored: %s", name, exc)
 
 
+@contextmanager
+def variable(con: duckdb.DuckDBPyConnection, name: str, value: str) -> Iterator[None]:
+    """A DuckDB session variable (getvariable) set for the block and reset after; like `setting`, a reset that
+    DuckDB refuses after an aborted transaction never hides the error that aborted it."""
+    con.execute(f"set variable {name} = ?", [value])
+    try:
+        yield
+    finally:
+        try:
+            con.execute(f"reset variable {name}")
+        except duckdb.Error as exc:  # never hide the error that ended the transaction
+            log.debug("variable %s not reset: %s", name, exc)
+
+
 def sql_value(value: object) -> str:
     """A setting's value as SQL: true/false, a number, or a quoted text."""
     if isinstance(value, bool):
