@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -103,3 +104,22 @@ def test_no_orphan_section_template() -> None:
     templates = {p.name.removesuffix(".html.j2") for p in (ROOT / "reports/templates/sections").glob("*.html.j2")}
     assert templates - {"_default"} <= set(AUDITS)
     assert "_default" in templates
+
+
+def test_guest_configuration_query_fetches_only_the_hotpatch_audit_assignment() -> None:
+    """A machine's other Machine Configuration assignments (security baselines, policy packages) are never paged
+    through: the ledger reads only hotpatch-audit-guest, matched by name or by its configuration's name."""
+    spec = next(s for s in SPECS if s.name == "guest_configuration_reports")
+    arg = duckdb_kql.connect()
+    create_arg_tables(arg)
+    machine = "/subscriptions/s1/resourceGroups/rg/providers/Microsoft.HybridCompute/machines/srv-01"
+    rows = [("hotpatch-audit-guest", "hotpatch-audit-guest"), ("AzureWindowsBaseline", "AzureWindowsBaseline"),
+            ("renamed-assignment", "HotPatch-Audit-Guest"), ("WindowsDefenderExploitGuard", None)]
+    for name, configuration in rows:
+        props = {"complianceStatus": "Compliant"} | ({"guestConfiguration": {"name": configuration}}
+                                                        if configuration else {})
+        arg.execute("insert into guestconfigurationresources (id, name, type, properties) values (?, ?, ?, ?)",
+                    [f"{machine}/providers/Microsoft.GuestConfiguration/guestConfigurationAssignments/{name}", name,
+                     "microsoft.guestconfiguration/guestconfigurationassignments", json.dumps(props)])
+    got = sorted(r[0] for r in duckdb_kql.kql(arg, spec.text).fetchall())
+    assert [g.rsplit("/", 1)[1] for g in got] == ["hotpatch-audit-guest", "renamed-assignment"]
