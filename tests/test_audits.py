@@ -173,6 +173,11 @@ def _run_case(ledger: Path, case: dict[str, Any], work: Path) -> None:
     findings = [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
     assert {f["status"] for f in findings} <= STATUSES
     assert {f["severity"] for f in findings} <= SEVERITIES
+    # only a non-compliant (fail or warn) finding can be closed: a compliant or unjudged one carries no closure
+    closed_yet_not_non_compliant = [(f["code"], f["machine"], f["month"], f["status"], f["closed_by"]) for f in findings
+                                    if f["status"] not in ("fail", "warn") and (f["closed_at"] or f["closed_by"]
+                                                                              or f["closed_reason"])]
+    assert not closed_yet_not_non_compliant
     default_run = run_ids[-1]
     for want in case.get("expect", []):
         want = {"run_id": default_run, **want}

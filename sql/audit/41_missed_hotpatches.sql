@@ -137,7 +137,12 @@ missed_findings as (
             'update_month': closed_month, 'closed_month': closed_month,
             'run': month_kb_build_run_id, 'current_kb': current_kb, 'current_month': current_month
         }::map(varchar, varchar) as params,
-        closed_reason, closed_by, closed_at, exposure_days,
+        -- only a fail or warn month can be closed: a compliant or unjudged month carries no closure (the
+        -- later update stays in the evidence), as in the baselines part
+        closed_reason,
+        case when status in ('fail', 'warn') then closed_by end as closed_by,
+        case when status in ('fail', 'warn') then closed_at end as closed_at,
+        exposure_days,
         json_object('run_id', run_id, 'month_kb', kb_label, 'matched_by', month_kb_matched_by, 'release_date', release_date, 'grace_end', grace_end,
             'installed_at', month_kb_installed_at, 'installed_by_build', month_kb_installed_by_build,
             'build_seen_at', month_kb_build_seen_at, 'build_run_id', month_kb_build_run_id,
