@@ -11,7 +11,7 @@ import pytest
 from fixtures.report_ledger import RUN_ID, build_report_ledger
 from hotpatch_audit import render
 from hotpatch_audit.config import Settings
-from layout import Overflow, document_overflows, overflows
+from layout import Overflow, document_overflows, overflows, split_header_words
 
 GENERATED_AT = datetime(2025, 11, 18, 10, 30, tzinfo=UTC)
 # A4 portrait with 20 mm margins: a 170 mm (481.9 pt) wide text area
@@ -84,3 +84,17 @@ def test_checker_names_what_runs_past_the_margin(body: str, tag: str, side: str,
 def test_checker_passes_what_fits(body: str) -> None:
     found = _check(body)
     assert found == [], _listing(found)
+
+
+@pytest.mark.parametrize("page_size", ["A4", "Letter"])
+def test_month_and_cost_table_headers_keep_their_words_whole(tmp_path: Path, page_size: str) -> None:
+    """The ten-column month tables (reboot avoidance, cost) print each header word whole, inside its column: never
+    'Unexpect' on one line and 'ed' on the next."""
+    ledger = tmp_path / "ledger.duckdb"
+    build_report_ledger(ledger)
+    settings = Settings(language="en", page_size=page_size)
+    html = render.report_html(ledger, RUN_ID, settings=settings, generated_at=GENERATED_AT)
+    document = render.layout_pdf(html, settings.project_root / "reports" / "static")
+    assert "Unexpected" in html
+    found = [*split_header_words(document, "months"), *split_header_words(document, "cost")]
+    assert found == [], "\n".join(found)
