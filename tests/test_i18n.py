@@ -92,6 +92,10 @@ def test_dates_and_numbers_in_japanese() -> None:
     assert i18n.format_number(12345, "ja") == "12,345"
     assert i18n.format_percent(0.4375, "ja") == "43.8%"
     assert i18n.format_percent(None, "ja") == "該当なし"
+    # the cost table's amounts: thousands grouped as every other figure, cents kept for per-core prices
+    assert i18n.format_money(1143, "USD", "en", cents=True) == "$1,143.00"
+    assert i18n.format_money(1.5, "USD", "ja", cents=True) == "$1.50"
+    assert i18n.format_money(12345.6, "USD", "en") == "$12,346"
 
 
 def test_every_message_template_has_a_japanese_translation_with_the_same_placeholders() -> None:

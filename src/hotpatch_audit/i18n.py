@@ -143,9 +143,13 @@ def format_percent(value: float | None, lang: str) -> str:
     return f"{format_decimal(round(pct, 1), format='0.0', locale=BABEL_LOCALES[lang])}%"
 
 
-def format_money(value: float | None, currency: str, lang: str) -> str:
-    """An amount of money in whole units of currency (ISO 4217), in the language's format (— when missing)."""
+def format_money(value: float | None, currency: str, lang: str, cents: bool = False) -> str:
+    """An amount of money in whole units of currency (ISO 4217), or with two decimals (cents), in the language's
+    format, thousands grouped (— when missing)."""
     if value is None:
         return "—"
+    if cents:
+        return str(format_currency(float(value), currency, format="¤#,##0.00", locale=BABEL_LOCALES[lang],
+                                   currency_digits=False))
     return str(format_currency(round(float(value)), currency, format="¤#,##0", locale=BABEL_LOCALES[lang],
                                currency_digits=False))

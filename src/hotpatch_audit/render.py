@@ -324,7 +324,7 @@ def build_environment(timezone: str, templates_dir: Path, language: str = "en") 
     env.globals["footer_css"] = _footer_css
     # the space between sentences and clauses; Japanese sets none (its punctuation carries the break)
     env.globals["sentence_gap"] = "" if language == "ja" else " "
-    env.filters["money"] = lambda value, currency: i18n.format_money(value, currency, language)
+    env.filters["money"] = lambda value, currency, cents=False: i18n.format_money(value, currency, language, cents)
     env.filters["first_sentence"] = first_sentence
     env.filters["wbr"] = breakable
     env.filters["words"] = _words
