@@ -38,6 +38,7 @@ grid as (
         rm.month, rm.kind, rm.kb as month_kb, rm.build_number as month_build_number, rm.build_ubr as month_build_ubr,
         rm.release_date, rm.grace_end, rm.is_due, rm.days_past_grace, rm.rule_only, rm.verified,
         rm.baseline_month, rm.next_baseline_month, rm.status_run_id, rm.status_from_later_run,
+        rm.installations_cover_month,
         nb.release_date as next_baseline_release_date, nb.build_number as next_baseline_build_number, nb.build_ubr as next_baseline_build_ubr
     from machines m
     join run_months rm on rm.run_id = m.run_id and rm.track = coalesce(m.track, 'ws2025')
@@ -214,6 +215,15 @@ judged as (
     left join assessments a on a.run_id = g.run_id and a.machine_id = g.machine_id
     left join event_months e on e.run_id = g.run_id and e.machine_id = g.machine_id and e.month = g.month
 ),
+proved as (
+    -- "nothing installed" needs proof: installation data for the whole month (a month only partly collected
+    -- may hold its install in the part no run kept), the month's update still offered by a fresh assessment,
+    -- or the same Arc build before the release and after the grace end
+    select *,
+        installations_cover_month or (month_kb_available and not assessment_is_stale)
+            or (unchanged_build is not null and month_kb_installed_at is null) as no_install_proved
+    from judged
+),
 outcomes as (
     select
         j.*,
@@ -225,20 +235,23 @@ outcomes as (
             when j.kind in ('baseline', 'unplanned_baseline') then
                 case when j.reboot_count > 0 then 'expected_reboot'
                      when j.installed_lcu then 'expected_reboot'
-                     else 'no_install' end
+                     when j.no_install_proved then 'no_install'
+                     else 'unknown' end
             when j.enrolled_at_start then
                 case when j.reboot_count > 0 then 'unexpected_reboot'
                      when j.installed_security or j.month_kb_installed_at is not null then 'avoided'
-                     else 'no_install' end
+                     when j.no_install_proved then 'no_install'
+                     else 'unknown' end
             when j.reboot_count > 0 and (j.installed_lcu or j.installed_security) then 'avoidable_reboot'
             when j.reboot_count > 0 then 'expected_reboot'
             when j.installed_lcu then 'avoidable_reboot'
-            else 'no_install'
+            when j.no_install_proved then 'no_install'
+            else 'unknown'
         end as outcome,
         case when j.rule_only then 'calendar rule, not verified' when j.month_kb is null then 'calendar row without KB, not verified'
              when j.verified then 'verified' else 'calendar row, not verified' end
             || case when j.month_kb is null and j.month_kb_matched_by = 'title' then '; recognised by title' else '' end as calendar_note
-    from judged j
+    from proved j
 )
 select
     run_id, machine_id, machine_name, machine_kind, subscription_id, resource_group, owner, track, month, kind,
@@ -254,6 +267,7 @@ select
     status_at_start,
     status_run_id,
     status_from_later_run,
+    installations_cover_month,
     enrolled_at_start,
     month_kb,
     effective_kb,
@@ -307,6 +321,7 @@ select *,
         'status_run_id', status_run_id,
         'status_from_later_run', status_from_later_run,
         'installation_runs', installation_runs,
+        'installations_cover_month', installations_cover_month,
         'reboot_statuses', reboot_statuses,
         'installed_kbs', installed_kbs,
         'month_kb', coalesce(month_kb, effective_kb),

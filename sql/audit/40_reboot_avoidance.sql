@@ -28,7 +28,8 @@ judged as (
             when 'no_install' then case when month_kb_available then 'no_install.available'
                 when installation_runs = 0 and unchanged_build is not null then 'no_install.unchanged_build'
                 else 'no_install.none_found' end
-            else 'unknown'
+            -- runs were collected for part of the month only, and they installed no quality update
+            else case when installation_runs > 0 then 'unknown.partial' else 'unknown' end
         end as reason_key,
         case when outcome in ('unexpected_reboot', 'avoidable_reboot', 'no_install', 'unknown') then outcome || '.fix' end as remediation_key,
         -- the named values the reason and remediation templates quote (sql/audit/40_reboot_avoidance.toml); a
@@ -55,4 +56,4 @@ select
     reason_key, remediation_key, params,
     evidence
 from judged;
-comment on view audit.reboot_avoidance is 'Audit 1 findings: one per Windows machine-month of the period (not_applicable months left out) with the reboot-avoidance outcome as code: avoided and expected_reboot pass, unexpected_reboot and no_install warn (past outcomes: facts of the period, not open actions), avoidable_reboot warn at severity info (an opportunity, not a defect), unknown when no installation data covers the month.';
+comment on view audit.reboot_avoidance is 'Audit 1 findings: one per Windows machine-month of the period (not_applicable months left out) with the reboot-avoidance outcome as code: avoided and expected_reboot pass, unexpected_reboot and no_install warn (past outcomes: facts of the period, not open actions), avoidable_reboot warn at severity info (an opportunity, not a defect), unknown when no installation data covers the month, or data covers only part of it and shows no update installed (the rest was never collected: never judged no_install).';

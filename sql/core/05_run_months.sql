@@ -24,6 +24,32 @@ status_run_before as (
     join core.run_evidence o on o.run_id = p.run_id and o.evidence_as_of < p.month_start
     group by p.run_id, p.track, p.month
 ),
+install_islands as (
+    -- Azure keeps installation runs 30 days: each evidence run holds the runs started in [as_of - 30 days,
+    -- as_of]. Overlapping windows merge into islands of continuous installation data; runs further apart than
+    -- 30 days leave a gap no run collected.
+    select run_id, min(w_start) as island_start, max(w_end) as island_end
+    from (
+        select *, sum(new_island) over (partition by run_id order by w_start, w_end rows unbounded preceding) as island
+        from (
+            select *,
+                case when w_start <= max(w_end) over (partition by run_id order by w_start, w_end
+                                                      rows between unbounded preceding and 1 preceding)
+                     then 0 else 1 end as new_island
+            from (select run_id, evidence_as_of - interval 30 day as w_start, evidence_as_of as w_end
+                  from core.run_evidence)
+        )
+    )
+    group by run_id, island
+),
+covered as (
+    -- months whose whole span up to the as-of time lies in one island: no installation run of the month can
+    -- have gone uncollected
+    select distinct p.run_id, p.track, p.month
+    from period p
+    join install_islands i on i.run_id = p.run_id and i.island_start <= p.month_start
+        and i.island_end >= least(p.month_start + interval 1 month, p.as_of)
+),
 status_run_after as (
     -- with no run before the month, the run closest after it (the reason says so)
     select p.run_id, p.track, p.month, arg_min(o.evidence_run_id, o.evidence_as_of) as status_run_id
@@ -51,9 +77,11 @@ select
     q.baseline_month,
     q.next_baseline_month,
     coalesce(b.status_run_id, a.status_run_id) as status_run_id,
-    b.status_run_id is null as status_from_later_run
+    b.status_run_id is null as status_from_later_run,
+    cv.month is not null as installations_cover_month
 from period p
 left join quarter_baseline q on q.run_id = p.run_id and q.track = p.track and q.month = p.month
 left join status_run_before b on b.run_id = p.run_id and b.track = p.track and b.month = p.month
-left join status_run_after a on a.run_id = p.run_id and a.track = p.track and a.month = p.month;
-comment on view core.run_months is 'Per run, track and month of the reporting period: the calendar kind, KB, build, release date and grace end, the baseline the month builds on and the next baseline, and which run tells the hotpatch status at the start of the month (the latest run before the month, else the closest after it).';
+left join status_run_after a on a.run_id = p.run_id and a.track = p.track and a.month = p.month
+left join covered cv on cv.run_id = p.run_id and cv.track = p.track and cv.month = p.month;
+comment on view core.run_months is 'Per run, track and month of the reporting period: the calendar kind, KB, build, release date and grace end, the baseline the month builds on and the next baseline, which run tells the hotpatch status at the start of the month (the latest run before the month, else the closest after it), and whether the installation data collected by the run and its evidence runs covers the whole month (Azure keeps installation runs 30 days).';
