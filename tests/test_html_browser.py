@@ -334,9 +334,10 @@ def test_page_fits_a_phone(demo_report: DemoReport, open_report: Callable[..., T
 def test_on_a_phone_no_word_of_page_one_breaks_between_its_letters(
     demo_report: DemoReport, open_report: Callable[..., Tab]
 ) -> None:
-    """The Fix-first list's headers, severity badges and due words and the trend's row labels stay whole words on a
-    phone ("Sev/erit/y", "cri/tic/al" and "overdu/e" were hard to read): a word whose letters sit on two lines is
-    broken (the table scrolls sideways instead)."""
+    """The Fix-first list's headers, severity badges and due words, the trend's row labels and the cells of the
+    month and cost tables stay whole words on a phone ("Sev/erit/y", "cri/tic/al", "overdu/e", "hotp/atch" and
+    "2025-/12" were hard to read): a word whose letters sit on two lines is broken (the table scrolls sideways
+    instead)."""
     tab = open_report(demo_report.html, width=390, height=844)
     broken = tab.page.evaluate("""(sel) => {
         const broken = [];
@@ -353,9 +354,11 @@ def test_on_a_phone_no_word_of_page_one_breaks_between_its_letters(
             }
         }
         return broken;
-    }""", "table.top-actions th, table.top-actions .badge, table.top-actions td.col-due .meta, table.trend-mini td")
+    }""", "table.top-actions th, table.top-actions .badge, table.top-actions td.col-due .meta, table.trend-mini td,"
+          " table.months td, table.cost td")
     words = tab.page.eval_on_selector_all("table.top-actions .badge", "es => es.length")
     assert words > 0
+    assert tab.page.eval_on_selector_all("table.months td, table.cost td", "es => es.length") > 0
     assert broken == []
     tab.assert_clean()
 
