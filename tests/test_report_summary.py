@@ -240,10 +240,15 @@ def test_key_figures_and_changes_match_an_independent_query(demo: Demo) -> None:
         sign = "+" if delta > 0 else "-" if delta < 0 else ""
         arrow = "▲" if delta > 0 else "▼" if delta < 0 else "="
         assert _kpi_cell(demo.html, kpi) == f"{sign}{abs(delta):,} {arrow}"
-    rate_delta = (float(now["reboot_free_coverage"] or 0) - float(before["reboot_free_coverage"] or 0)) * 100
-    assert _kpi_cell(demo.html, "reboot_free_coverage").startswith(
-        f"{'+' if rate_delta > 0 else '-' if rate_delta < 0 else ''}{abs(rate_delta):.1f} pp"
-    )
+    # a rate is unknown (None) when no machine-month of its hotpatch month is judged (a cold ledger's first months):
+    # then there is no change to print, never one against 0
+    if now["reboot_free_coverage"] is None or before["reboot_free_coverage"] is None:
+        assert _kpi_cell(demo.html, "reboot_free_coverage") == "—"
+    else:
+        rate_delta = (float(now["reboot_free_coverage"]) - float(before["reboot_free_coverage"])) * 100
+        assert _kpi_cell(demo.html, "reboot_free_coverage").startswith(
+            f"{'+' if rate_delta > 0 else '-' if rate_delta < 0 else ''}{abs(rate_delta):.1f} pp"
+        )
 
 
 def test_first_monthly_run_has_no_previous_run(demo: Demo) -> None:
