@@ -138,26 +138,21 @@ def split_header_words(document: Document, table_class: str, tolerance_pt: float
     what spaces separate, so this suits languages written with spaces between words."""
     found: list[str] = []
     for number, page in enumerate(document.pages, start=1):
-        stack: list[tuple[boxes.Box, bool]] = [(page._page_box, False)]
-        while stack:
-            box, inside = stack.pop()
-            if isinstance(box, boxes.TableBox) and table_class in ((box.element.get("class") or "").split()
-                                                                   if box.element is not None else []):
-                inside = True
-            if inside and isinstance(box, boxes.TableCellBox) and box.element_tag == "th":
-                words = "".join(box.element.itertext()).split()
-                lines = [" ".join(t.text for t in line.descendants() if isinstance(t, boxes.TextBox)).split()
-                         for line in box.descendants() if isinstance(line, boxes.LineBox)]
-                # a line may end after a hyphen ('Reboot-' / 'free'): that is where the word itself breaks
-                laid_out = " ".join(w for line in lines for w in line).replace("- ", "-").split()
-                if laid_out != words:
-                    found.append(f"page {number}: {' '.join(words)!r}: split into lines {lines}")
-                cell_right = box.content_box_x() + box.width
-                for text in (t for t in box.descendants() if isinstance(t, boxes.TextBox)):
-                    past = (text.position_x + text.width - cell_right) * PX_TO_PT
-                    if past > tolerance_pt:
-                        found.append(f"page {number}: {text.text!r} sticks {past:.1f}pt out of its header cell")
-                continue
-            if isinstance(box, boxes.ParentBox):
-                stack.extend((child, inside) for child in reversed(list(box.all_children())) if isinstance(child, boxes.Box))
+        tables = [box for box, _area, _clip, _within in _boxes(page._page_box) if isinstance(box, boxes.TableBox)
+                  and table_class in (box.element.get("class") or "").split()]
+        cells = [cell for table in tables for cell in table.descendants()
+                 if isinstance(cell, boxes.TableCellBox) and cell.element_tag == "th"]
+        for cell in cells:
+            words = "".join(cell.element.itertext()).split()
+            lines = [" ".join(t.text for t in line.descendants() if isinstance(t, boxes.TextBox)).split()
+                     for line in cell.descendants() if isinstance(line, boxes.LineBox)]
+            # a line may end after a hyphen ('Reboot-' / 'free'): that is where the word itself breaks
+            laid_out = " ".join(w for line in lines for w in line).replace("- ", "-").split()
+            if laid_out != words:
+                found.append(f"page {number}: {' '.join(words)!r}: split into lines {lines}")
+            cell_right = cell.content_box_x() + cell.width
+            for text in (t for t in cell.descendants() if isinstance(t, boxes.TextBox)):
+                past = (text.position_x + text.width - cell_right) * PX_TO_PT
+                if past > tolerance_pt:
+                    found.append(f"page {number}: {text.text!r} sticks {past:.1f}pt out of its header cell")
     return found

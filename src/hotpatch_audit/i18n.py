@@ -148,8 +148,5 @@ def format_money(value: float | None, currency: str, lang: str, cents: bool = Fa
     format, thousands grouped (— when missing)."""
     if value is None:
         return "—"
-    if cents:
-        return str(format_currency(float(value), currency, format="¤#,##0.00", locale=BABEL_LOCALES[lang],
-                                   currency_digits=False))
-    return str(format_currency(round(float(value)), currency, format="¤#,##0", locale=BABEL_LOCALES[lang],
-                               currency_digits=False))
+    amount, pattern = (float(value), "¤#,##0.00") if cents else (round(float(value)), "¤#,##0")
+    return str(format_currency(amount, currency, format=pattern, locale=BABEL_LOCALES[lang], currency_digits=False))
