@@ -2,7 +2,7 @@
 
 Use them with `pytest_plugins = ["tests.emulator_fixture"]` in a test module (or the root conftest).
 
-`rg_fleet_db` (session): a 300-machine demo fleet DuckDB file as of 2026-11-25T03:00Z.
+`rg_fleet_db` (session): a 500-machine demo fleet DuckDB file as of 2026-11-25T03:00Z.
 `rg_emulator` (function): an emulator on a free port with the quota on (15 requests per 1-second window,
 Retry-After sent), no latency, no faults; stopped afterwards.
 `rg_emulator_factory` (function): make more emulators with other settings (all stopped afterwards).
@@ -23,7 +23,7 @@ import pytest
 
 EMULATOR_TOKEN = "test-emulator-token"  # noqa: S105 (a fixed token for a local emulator)
 FLEET_AS_OF = datetime(2026, 11, 25, 3, 0, tzinfo=UTC)
-FLEET_MACHINES = 300
+FLEET_MACHINES = 500
 
 
 class StaticTokenCredential:
@@ -68,7 +68,7 @@ def fleet_subscriptions(db_path: Path) -> list[str]:
 
 @pytest.fixture(scope="session")
 def rg_fleet_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A small demo fleet (300 machines, as of 2026-11-25T03:00Z) as Resource Graph tables in DuckDB."""
+    """A small demo fleet (500 machines, as of 2026-11-25T03:00Z) as Resource Graph tables in DuckDB."""
     from hotpatch_audit.config import Settings
     from hotpatch_audit.demo.source import demo_fleet
 

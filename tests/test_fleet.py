@@ -474,6 +474,28 @@ def test_install_situations_november(nov: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+def test_definition_only_runs_come_from_a_schedule_that_takes_definitions(nov: duckdb.DuckDBPyConnection) -> None:
+    """Microsoft: automatic VM guest patching installs only Critical and Security updates, never Definition
+    updates, and machines patched by the OS, by hand or by the image default record no Update Manager runs. So a
+    Defender-only run needs a maintenance configuration assigned to the machine whose classifications include
+    Definition, on a machine Update Manager patches."""
+    runs = """from patchinstallationresources r where r.type like '%/patchinstallationresults'
+        and not exists (select 1 from patchinstallationresources p where starts_with(p.id, r.id || '/softwarePatches/')
+                        and json_extract(p.properties, '$.classifications')::varchar not like '%Definition%')"""
+    machine = "lower(split_part(r.id, '/patchInstallationResults/', 1))"
+    takes_definitions = f"""exists (select 1 from maintenanceresources a join resources c
+            on lower(json_extract_string(a.properties, '$.maintenanceConfigurationId')) = lower(c.id)
+        where a.type = 'microsoft.maintenance/configurationassignments'
+          and lower(json_extract_string(a.properties, '$.resourceId')) = {machine}
+          and json_extract(c.properties, '$.installPatches.windowsParameters.classificationsToInclude')::varchar
+              like '%"Definition"%')"""
+    patched_elsewhere = f"""exists (select 1 from resources m where lower(m.id) = {machine}
+        and json_extract_string(m.properties, '{PSJ}.patchMode') in ('AutomaticByOS', 'Manual', 'ImageDefault'))"""
+    assert count(nov, f"select count(*) {runs}") > 0  # the situation is still in the fleet
+    assert count(nov, f"select count(*) {runs} and not {takes_definitions}") == 0
+    assert count(nov, f"select count(*) {runs} and {patched_elsewhere}") == 0
+
+
 def test_install_situations_baseline_month(jan: duckdb.DuckDBPyConnection) -> None:
     baseline = f"""select count(*) {RUN_PATCH} and json_extract_string(p.properties, '$.kbId') = '5073379'
         and json_extract_string(r.properties, '$.rebootStatus') = 'STATUS'"""

@@ -182,7 +182,7 @@ class Machine:
     assess_keep_days: int = 40
     never_assessed: bool = False
     facts_stuck_at: datetime | None = None
-    defender_weekday: int | None = None
+    defender_weekday: int | None = None  # weekly Defender-only run, only where its schedule takes Definition (_timeline.takes_definitions)
     change_at: datetime | None = None  # enrollment change (newly enabled / lost)
     mixed_case: bool = False
     extra: dict[str, Any] = field(default_factory=dict)

@@ -332,7 +332,7 @@ def simulate(cal: Calendar, m: Machine, seed: int, as_of: datetime) -> History:
                     patches = [(monthly, "Failed")]
                 else:
                     h.targets.append((target, at(released)))
-                    continue  # no run at all this month (machine was not patched; only Defender runs)
+                    continue  # no quality run this month (machine was not patched; at most Defender runs)
             else:
                 patches = [(monthly, "Installed")]
                 if m.behaviour == "dotnet" or rng.random() < 0.04:
@@ -384,9 +384,23 @@ def _simulate_linux(m: Machine, seed: int, as_of: datetime, h: History) -> Histo
     return h
 
 
+def takes_definitions(m: Machine) -> bool:
+    """Whether Update Manager installs Defender definitions on this machine: only through a maintenance
+    configuration whose classifications include Definition. Microsoft: "Definition updates and other patches not
+    classified as Critical or Security won't be installed through automatic VM guest patching"
+    (azure-compute-docs, articles/virtual-machines/automatic-vm-guest-patching.md); machines patched by the OS,
+    by hand or by the image's default record no Update Manager runs at all (see simulate)."""
+    return (
+        m.schedule is not None
+        and "Definition" in SCHEDULES[m.schedule][7]
+        and m.patch_mode not in ("AutomaticByOS", "ImageDefault", "Manual")
+    )
+
+
 def defender_runs(m: Machine, seed: int, as_of: datetime) -> list[Run]:
-    """Weekly definition-only runs (Defender signatures): not quality updates."""
-    if m.defender_weekday is None:
+    """Weekly definition-only runs (Defender signatures), not quality updates, on machines whose maintenance
+    configuration takes Definition updates."""
+    if m.defender_weekday is None or not takes_definitions(m):
         return []
     runs: list[Run] = []
     start_day = (as_of - timedelta(days=RETENTION_DAYS)).date()
