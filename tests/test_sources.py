@@ -70,6 +70,38 @@ def test_demo_source_pages_at_1000_rows_through_emulator_and_sdk(tmp_path: Path)
     assert {json.loads(p.body)["totalRecords"] for p in pages} == {2500}
 
 
+def test_demo_fleet_is_generated_again_after_an_upgrade(tmp_path: Path) -> None:
+    """The generated fleet file is reused while the generator and its calendar are unchanged; once the calendar
+    (or the generator) changes, as after an upgrade, the fleet is generated again and the stale file removed, so
+    a demo never audits last version's fleet."""
+    from hotpatch_audit.demo.source import demo_fleet
+
+    root = tmp_path / "project"
+    (root / "data").mkdir(parents=True)
+    calendar = root / "data" / "release_calendar.csv"
+    calendar.write_bytes((PROJECT_ROOT / "data" / "release_calendar.csv").read_bytes())
+    settings = Settings(project_root=root, work_dir=tmp_path / "work", demo_machines=30)
+    as_of = datetime(2026, 11, 25, 3, tzinfo=UTC)
+    legacy = tmp_path / "work" / "demo-fleet" / "fleet-30-20251014-20261125T030000.duckdb"
+    legacy.parent.mkdir(parents=True)
+    legacy.write_bytes(b"a fleet file named as before versions")
+    first = demo_fleet(settings, as_of)
+    assert not legacy.exists()
+    written = first.stat().st_mtime_ns
+    assert demo_fleet(settings, as_of) == first and first.stat().st_mtime_ns == written  # reused
+    with calendar.open("a") as fh:
+        fh.write("\n")  # any change to the calendar's bytes
+    second = demo_fleet(settings, as_of)
+    assert second != first and second.exists() and not first.exists()
+    con = duckdb.connect(str(second), read_only=True)
+    try:
+        row = con.execute("SELECT count(*) FROM resources WHERE type = 'microsoft.hybridcompute/machines'"
+                          " OR type = 'microsoft.compute/virtualmachines'").fetchone()
+    finally:
+        con.close()
+    assert row is not None and row[0] == 30
+
+
 def test_saved_snapshot_replays_to_the_same_rows(tmp_path: Path) -> None:
     """extract --save, then run --source snapshot: the ledger holds exactly what a demo run would."""
     env_settings = dict(HOTPATCH_AUDIT_WORK_DIR=str(tmp_path / "work"), HOTPATCH_AUDIT_DEMO_MACHINES="80")

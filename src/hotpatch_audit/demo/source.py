@@ -5,6 +5,7 @@ paging, completeness). pipeline.make_source imports this module only for demo ru
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +13,8 @@ from pathlib import Path
 from hotpatch_audit.arg import ArgOptions, ArgSource
 from hotpatch_audit.catalog import QuerySpec
 from hotpatch_audit.config import Settings
+from hotpatch_audit.demo import argtables
+from hotpatch_audit.demo import fleet as fleet_package
 from hotpatch_audit.demo.argtables import create_arg_tables
 from hotpatch_audit.demo.emulator import ResourceGraphEmulator
 from hotpatch_audit.demo.fleet import generate_fleet
@@ -48,20 +51,37 @@ class EmulatedDemoSource:
         self._emulator.stop()
 
 
+def fleet_version(calendar_csv: Path) -> str:
+    """SHA-256 of the fleet generator's code and the release calendar it reads; first 12 hex characters. A
+    generated fleet file is reused only while both are unchanged, so an upgrade never audits a stale fleet."""
+    digest = hashlib.sha256()
+    code = sorted(Path(fleet_package.__file__).parent.glob("*.py")) + [Path(argtables.__file__)]
+    for path in [*code, calendar_csv]:
+        digest.update(path.name.encode() + b"\0")
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def demo_fleet(settings: Settings, as_of: datetime) -> Path:
-    """The demo fleet's Resource Graph tables as of `as_of`, generated once into a DuckDB file."""
+    """The demo fleet's Resource Graph tables as of `as_of`, generated once into a DuckDB file (in work_dir's
+    demo-fleet/, named by size, seed, as-of and fleet_version; files of an older version are removed)."""
     fleet_dir = settings.path(settings.work_dir) / "demo-fleet"
     fleet_dir.mkdir(parents=True, exist_ok=True)
-    path = fleet_dir / f"fleet-{settings.demo_machines}-{settings.demo_seed}-{as_of:%Y%m%dT%H%M%S}.duckdb"
+    calendar_csv = settings.project_root / "data" / "release_calendar.csv"
+    stem = f"fleet-{settings.demo_machines}-{settings.demo_seed}-{as_of:%Y%m%dT%H%M%S}"
+    path = fleet_dir / f"{stem}-{fleet_version(calendar_csv)}.duckdb"
     if path.exists():
         return path
+    for stale in [fleet_dir / f"{stem}.duckdb", *fleet_dir.glob(f"{stem}-*.duckdb")]:
+        if stale != path:  # another process may have just written this version
+            stale.unlink(missing_ok=True)
     tmp = path.with_name(path.name + ".part")
     tmp.unlink(missing_ok=True)
     con = connect(tmp, memory_limit=settings.duckdb_memory_limit)
     try:
         create_arg_tables(con)
         generate_fleet(con, as_of=as_of, machines=settings.demo_machines, seed=settings.demo_seed,
-                       calendar_path=settings.project_root / "data" / "release_calendar.csv")
+                       calendar_path=calendar_csv)
     finally:
         con.close()
     tmp.replace(path)
