@@ -14,11 +14,14 @@ import pytest
 
 from hotpatch_audit.catalog import load_queries
 from hotpatch_audit.config import PROJECT_ROOT, Settings
+from hotpatch_audit.demo.source import fleet_version
 from hotpatch_audit.errors import ConfigError
 from hotpatch_audit.pipeline import RunRequest, run_audit
 from hotpatch_audit.sources import Scope
 
 AS_OF = "2026-11-25T03:00:00Z"
+# the demo's scope: fleet size, seed and the generator's version (an upgraded fleet starts its own history)
+DEMO_80 = f"demo:machines=80,seed=20251014,fleet={fleet_version(PROJECT_ROOT / 'data' / 'release_calendar.csv')}"
 
 
 def test_demo_pages_are_resource_graph_shaped_and_complete(demo_history: tuple[Settings, list[str]]) -> None:
@@ -102,6 +105,34 @@ def test_demo_fleet_is_generated_again_after_an_upgrade(tmp_path: Path) -> None:
     assert row is not None and row[0] == 30
 
 
+def test_upgraded_demo_fleet_starts_its_own_history(tmp_path: Path) -> None:
+    """An upgrade that changes the demo fleet must not make the re-run demo compete with the old fleet's runs of
+    the same as-of (a fleet with fewer rows lost to them: every run came out superseded, exit 1, "collection
+    incomplete"). The generator's version is part of the demo's scope: both runs stand, each the run of record of
+    its own scope."""
+    import shutil
+
+    root = tmp_path / "project"
+    for part in ("queries", "sql", "data"):
+        shutil.copytree(PROJECT_ROOT / part, root / part)
+    settings = Settings(project_root=root, work_dir=tmp_path / "work", ledger_path=tmp_path / "ledger.duckdb",
+                        out_dir=tmp_path / "out", demo_machines=30)
+    as_of = datetime(2026, 11, 25, 3, tzinfo=UTC)
+    before = run_audit(settings, RunRequest(source="demo", as_of=as_of), render=False)
+    with (root / "data" / "release_calendar.csv").open("a") as fh:
+        fh.write("\n")  # the upgrade: any change to what the fleet is generated from
+    after = run_audit(settings, RunRequest(source="demo", as_of=as_of), render=False)
+    assert (before.status, after.status) == ("succeeded", "succeeded")
+    con = duckdb.connect(str(settings.ledger_path), read_only=True)
+    try:
+        runs = dict(con.execute("SELECT run_id, (status, scope) FROM meta.runs").fetchall())
+    finally:
+        con.close()
+    assert runs[before.run_id][0] == runs[after.run_id][0] == "succeeded"
+    assert runs[before.run_id][1] != runs[after.run_id][1]
+    assert all(scope.startswith("demo:machines=30,seed=20251014,fleet=") for _, scope in runs.values())
+
+
 def test_saved_snapshot_replays_to_the_same_rows(tmp_path: Path) -> None:
     """extract --save, then run --source snapshot: the ledger holds exactly what a demo run would."""
     env_settings = dict(HOTPATCH_AUDIT_WORK_DIR=str(tmp_path / "work"), HOTPATCH_AUDIT_DEMO_MACHINES="80")
@@ -112,7 +143,7 @@ def test_saved_snapshot_replays_to_the_same_rows(tmp_path: Path) -> None:
                             "--save", str(tmp_path / "snap")], capture_output=True, text=True, env=env, timeout=300)
     assert saved.returncode == 0, saved.stderr
     manifest = json.loads((tmp_path / "snap" / "manifest.json").read_text())
-    assert manifest["scope"] == "demo:machines=80,seed=20251014" and manifest["as_of"] == AS_OF
+    assert manifest["scope"] == DEMO_80 and manifest["as_of"] == AS_OF
 
     demo = Settings(ledger_path=tmp_path / "demo.duckdb", work_dir=tmp_path / "work", demo_machines=80)
     replay = Settings(ledger_path=tmp_path / "replay.duckdb", work_dir=tmp_path / "work2", demo_machines=80)
@@ -133,7 +164,7 @@ def test_saved_snapshot_replays_to_the_same_rows(tmp_path: Path) -> None:
             a.close()
             b.close()
         assert rows_a == rows_b and rows_a, table
-        assert scope_b == ("demo:machines=80,seed=20251014", AS_OF)
+        assert scope_b == (DEMO_80, AS_OF)
         assert findings_a == findings_b
 
 

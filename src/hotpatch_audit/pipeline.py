@@ -117,7 +117,12 @@ def monthly_as_of_series(end: datetime, months: int) -> list[datetime]:
 
 def _scope_for(settings: Settings, request: RunRequest) -> Scope:
     if request.source == "demo":
-        return Scope("demo", (f"machines={settings.demo_machines}", f"seed={settings.demo_seed}"))
+        # The generator's version is part of the scope: after an upgrade that changes the fleet, the demo starts
+        # its own history instead of competing with (and losing to) the old fleet's runs of the same as-of.
+        from hotpatch_audit.demo.source import fleet_version  # production runs never import demo
+
+        version = fleet_version(settings.project_root / "data" / "release_calendar.csv")
+        return Scope("demo", (f"machines={settings.demo_machines}", f"seed={settings.demo_seed}", f"fleet={version}"))
     if request.source == "snapshot":
         directory = request.snapshot_dir or settings.snapshot_dir
         if directory is None:
