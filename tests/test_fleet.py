@@ -432,6 +432,10 @@ def test_machines_without_guest_facts(nov: duckdb.DuckDBPyConnection) -> None:
 RUN_PATCH = """from patchinstallationresources p
     join patchinstallationresources r on r.id = split_part(p.id, '/softwarePatches/', 1)
     where p.type like '%/softwarepatches'"""
+# installation runs (r) that installed nothing but Defender definition updates
+DEFINITION_ONLY_RUNS = """from patchinstallationresources r where r.type like '%/patchinstallationresults'
+        and not exists (select 1 from patchinstallationresources p where starts_with(p.id, r.id || '/softwarePatches/')
+                        and json_extract(p.properties, '$.classifications')::varchar not like '%Definition%')"""
 
 
 def test_install_situations_november(nov: duckdb.DuckDBPyConnection) -> None:
@@ -452,10 +456,7 @@ def test_install_situations_november(nov: duckdb.DuckDBPyConnection) -> None:
             )
             > 0
         ), kb
-    definition_only = """select count(*) from patchinstallationresources r where r.type like '%/patchinstallationresults'
-        and not exists (select 1 from patchinstallationresources p where starts_with(p.id, r.id || '/softwarePatches/')
-                        and json_extract(p.properties, '$.classifications')::varchar not like '%Definition%')"""
-    assert count(nov, definition_only) > 0
+    assert count(nov, f"select count(*) {DEFINITION_ONLY_RUNS}") > 0
     failed = "select count(*) from patchinstallationresources where type like '%/patchinstallationresults' and json_extract_string(properties, '$.status') = 'Failed'"
     assert count(nov, failed) > 0
     excluded = f"select count(*) {RUN_PATCH} and json_extract_string(p.properties, '$.installationState') = 'Excluded'"
@@ -479,9 +480,6 @@ def test_definition_only_runs_come_from_a_schedule_that_takes_definitions(nov: d
     updates, and machines patched by the OS, by hand or by the image default record no Update Manager runs. So a
     Defender-only run needs a maintenance configuration assigned to the machine whose classifications include
     Definition, on a machine Update Manager patches."""
-    runs = """from patchinstallationresources r where r.type like '%/patchinstallationresults'
-        and not exists (select 1 from patchinstallationresources p where starts_with(p.id, r.id || '/softwarePatches/')
-                        and json_extract(p.properties, '$.classifications')::varchar not like '%Definition%')"""
     machine = "lower(split_part(r.id, '/patchInstallationResults/', 1))"
     takes_definitions = f"""exists (select 1 from maintenanceresources a join resources c
             on lower(json_extract_string(a.properties, '$.maintenanceConfigurationId')) = lower(c.id)
@@ -491,9 +489,9 @@ def test_definition_only_runs_come_from_a_schedule_that_takes_definitions(nov: d
               like '%"Definition"%')"""
     patched_elsewhere = f"""exists (select 1 from resources m where lower(m.id) = {machine}
         and json_extract_string(m.properties, '{PSJ}.patchMode') in ('AutomaticByOS', 'Manual', 'ImageDefault'))"""
-    assert count(nov, f"select count(*) {runs}") > 0  # the situation is still in the fleet
-    assert count(nov, f"select count(*) {runs} and not {takes_definitions}") == 0
-    assert count(nov, f"select count(*) {runs} and {patched_elsewhere}") == 0
+    assert count(nov, f"select count(*) {DEFINITION_ONLY_RUNS}") > 0  # the situation is still in the fleet
+    assert count(nov, f"select count(*) {DEFINITION_ONLY_RUNS} and not {takes_definitions}") == 0
+    assert count(nov, f"select count(*) {DEFINITION_ONLY_RUNS} and {patched_elsewhere}") == 0
 
 
 def test_install_situations_baseline_month(jan: duckdb.DuckDBPyConnection) -> None:

@@ -21,7 +21,7 @@ from hotpatch_audit.sources import Scope
 
 AS_OF = "2026-11-25T03:00:00Z"
 # the demo's scope: fleet size, seed and the generator's version (an upgraded fleet starts its own history)
-DEMO_80 = f"demo:machines=80,seed=20251014,fleet={fleet_version(PROJECT_ROOT / 'data' / 'release_calendar.csv')}"
+DEMO_80 = f"demo:machines=80,seed=20251014,fleet={fleet_version(PROJECT_ROOT)}"
 
 
 def test_demo_pages_are_resource_graph_shaped_and_complete(demo_history: tuple[Settings, list[str]]) -> None:

@@ -121,8 +121,8 @@ def _scope_for(settings: Settings, request: RunRequest) -> Scope:
         # its own history instead of competing with (and losing to) the old fleet's runs of the same as-of.
         from hotpatch_audit.demo.source import fleet_version  # production runs never import demo
 
-        version = fleet_version(settings.project_root / "data" / "release_calendar.csv")
-        return Scope("demo", (f"machines={settings.demo_machines}", f"seed={settings.demo_seed}", f"fleet={version}"))
+        return Scope("demo", (f"machines={settings.demo_machines}", f"seed={settings.demo_seed}",
+                              f"fleet={fleet_version(settings.project_root)}"))
     if request.source == "snapshot":
         directory = request.snapshot_dir or settings.snapshot_dir
         if directory is None:

@@ -11,6 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from hotpatch_audit.arg import ArgOptions, ArgSource
+from hotpatch_audit.calendar import calendar_version
 from hotpatch_audit.catalog import QuerySpec
 from hotpatch_audit.config import Settings
 from hotpatch_audit.demo import argtables
@@ -51,14 +52,15 @@ class EmulatedDemoSource:
         self._emulator.stop()
 
 
-def fleet_version(calendar_csv: Path) -> str:
-    """SHA-256 of the fleet generator's code and the release calendar it reads; first 12 hex characters. A
-    generated fleet file is reused only while both are unchanged, so an upgrade never audits a stale fleet."""
+def fleet_version(project_root: Path) -> str:
+    """SHA-256 of the fleet generator's code and the release calendar's version (calendar.calendar_version);
+    first 12 hex characters. A generated fleet file is reused only while both are unchanged, so an upgrade never
+    audits a stale fleet."""
     digest = hashlib.sha256()
-    code = sorted(Path(fleet_package.__file__).parent.glob("*.py")) + [Path(argtables.__file__)]
-    for path in [*code, calendar_csv]:
+    for path in [*sorted(Path(fleet_package.__file__).parent.glob("*.py")), Path(argtables.__file__)]:
         digest.update(path.name.encode() + b"\0")
         digest.update(path.read_bytes())
+    digest.update(calendar_version(project_root).encode())
     return digest.hexdigest()[:12]
 
 
@@ -69,7 +71,7 @@ def demo_fleet(settings: Settings, as_of: datetime) -> Path:
     fleet_dir.mkdir(parents=True, exist_ok=True)
     calendar_csv = settings.project_root / "data" / "release_calendar.csv"
     stem = f"fleet-{settings.demo_machines}-{settings.demo_seed}-{as_of:%Y%m%dT%H%M%S}"
-    path = fleet_dir / f"{stem}-{fleet_version(calendar_csv)}.duckdb"
+    path = fleet_dir / f"{stem}-{fleet_version(settings.project_root)}.duckdb"
     if path.exists():
         return path
     for stale in [fleet_dir / f"{stem}.duckdb", *fleet_dir.glob(f"{stem}-*.duckdb")]:
