@@ -16,8 +16,8 @@ from hotpatch_audit.errors import ConfigError
 FIFTH_SQL = """create or replace view audit.licence_drift as
 select md5('licence_drift|x') as finding_id, 'r1' as run_id, 'licence_drift' as audit, 'licence_unpaid' as code,
     'm1' as machine_id, 'srv-9' as machine_name, 'fail' as status, 'medium' as severity,
-    audit.message('licence_unpaid', map {'machine': 'srv-9', 'days': '12'}) as reason,
-    audit.message('licence_unpaid.fix', map()) as remediation,
+    audit.licence_drift_message('licence_unpaid', map {'machine': 'srv-9', 'days': '12'}) as reason,
+    audit.licence_drift_message('licence_unpaid.fix', map()) as remediation,
     'licence_unpaid' as reason_key, 'licence_unpaid.fix' as remediation_key,
     map {'machine': 'srv-9', 'days': '12'} as params;
 """
@@ -94,5 +94,37 @@ def test_every_code_the_views_name_is_declared_and_every_key_has_a_template() ->
             assert f"'{c.code}'" in sql or c.code in sql, c.code
     import re
 
-    keys = set(re.findall(r"audit\.message\('([\w.]+)'", sql))
-    assert keys and keys <= set(cat.messages), keys - set(cat.messages)
+    # a literal key is rendered by its file's macro (audit.<file>_message or, for a fragment, _fragment)
+    calls = set(re.findall(r"audit\.(\w+_(?:message|fragment))\('([\w.]+)'", sql))
+    assert calls
+    for macro, key in calls:
+        assert key in cat.messages, key
+        kind = "fragment" if "frag" in key.split(".") else "message"
+        assert macro == audit_meta.file_macro(cat.message_files[key], kind), (macro, key)
+
+
+def test_an_audit_renders_only_its_own_templates(tmp_path: Path) -> None:
+    """Each audit's SQL renders its text with its own file's macro: the same English as audit.message for its
+    keys; a key of another file (or a misspelt one) fails the statement, naming the file, and never leaves an
+    empty reason."""
+    con = duckdb.connect(str(tmp_path / "ledger.duckdb"))
+    try:
+        apply_sql(con, PROJECT_ROOT)
+        params = "map {'machine': 'srv-1', 'month': '2026-05', 'kb': ' KB1', 'grace_end': '2026-05-20', 'days': '9'}"
+        own, anyone = con.execute(
+            f"select audit.missed_hotpatches_message('missed.open_available', {params}),"
+            f" audit.message('missed.open_available', {params})"
+        ).fetchone() or (None, None)
+        assert own == anyone and own is not None and own.startswith("srv-1 has not installed the 2026-05 hotpatch KB1")
+        fragment = con.execute(
+            "select audit.missed_hotpatches_fragment('frag.month_update', map {'update_month': '2026-06'})"
+        ).fetchone()
+        assert fragment == con.execute(
+            "select audit.message('frag.month_update', map {'update_month': '2026-06'})").fetchone()
+        assert con.execute("select audit.reboot_avoidance_message(null, map())").fetchone() == ("",)
+        for wrong in ("select audit.reboot_avoidance_message('missed.open_available', map())",
+                      "select audit.missed_hotpatches_fragment('missed.open_available', map())"):
+            with pytest.raises(duckdb.InvalidInputException, match="missed.open_available is not a template of"):
+                con.execute(wrong).fetchall()
+    finally:
+        con.close()

@@ -51,8 +51,8 @@ select
     outcome as code,
     machine_id, machine_name, machine_kind, subscription_id, resource_group, owner, track, month,
     status, severity,
-    audit.message(reason_key, params) as reason,
-    audit.message(remediation_key, params) as remediation,
+    audit.reboot_avoidance_message(reason_key, params) as reason,
+    audit.reboot_avoidance_message(remediation_key, params) as remediation,
     reason_key, remediation_key, params,
     evidence
 from judged;

@@ -6,22 +6,24 @@ create or replace macro audit.in_part(part) as coalesce(getvariable('hotpatch_au
 
 create or replace view audit.missed_hotpatches as
 -- audit.machine_months is read where needed (a stored table: each reader scans only its columns), never through
--- a shared CTE, which DuckDB would hold in memory whole for its four readers
+-- a shared CTE, which DuckDB would hold in memory whole for its four readers. The CTEs two parts read are `not
+-- materialized`: DuckDB would otherwise compute them whole for every part, even one that never reads them (the
+-- audit stage stores one part at a time; at 100,000 machines 0.2 to 0.6 s per part).
 with
-machines as (
+machines as not materialized (
     select * from core.machines where os_family = 'windows'
 ),
 assessments as (
     select run_id, machine_id, assessed_at, age_days, is_stale from core.assessments
 ),
-first_install as (
+first_install as not materialized (
     -- installation history reaches back to here; before it, absence of an install proves nothing
     select run_id, machine_id, min(start_time) as first_install_at from core.installations group by run_id, machine_id
 ),
-track_current as (
+track_current as not materialized (
     select * from audit.track_current
 ),
-closure as (
+closure as not materialized (
     -- the first later cumulative update of the track: it carries the month's fixes, so it closes the
     -- month's miss (superseded), naming the KB and the date
     -- (is_baseline: each part reads only its own kind of month, and DuckDB computes only those)
@@ -122,8 +124,8 @@ missed_findings as (
         -- calendar has no KB for the month
         {
             'machine': machine_name, 'month': month, 'grace_end': cast(grace_end as varchar),
-            'kb': case when month_kb is null and kb_label is null then audit.message('frag.kb_unknown', map {'note': calendar_note})
-                       when month_kb is null then audit.message('frag.kb_note', map {'kb_id': kb_label, 'note': calendar_note})
+            'kb': case when month_kb is null and kb_label is null then audit.missed_hotpatches_fragment('frag.kb_unknown', map {'note': calendar_note})
+                       when month_kb is null then audit.missed_hotpatches_fragment('frag.kb_note', map {'kb_id': kb_label, 'note': calendar_note})
                        else ' ' || kb_label end,
             'kb.key': case when month_kb is null and kb_label is null then 'frag.kb_unknown' when month_kb is null then 'frag.kb_note' end,
             'kb_id': kb_label, 'note': calendar_note,
@@ -132,7 +134,7 @@ missed_findings as (
             'date': case when status = 'fail' then cast(cast(closed_at as date) as varchar)
                          when status = 'warn' then cast(cast(coalesce(month_kb_installed_at, month_kb_build_seen_at) as date) as varchar)
                          else cast(assessed_at as varchar) end,
-            'closed_by': coalesce(closed_by, audit.message('frag.month_update', map {'update_month': closed_month})),
+            'closed_by': coalesce(closed_by, audit.missed_hotpatches_fragment('frag.month_update', map {'update_month': closed_month})),
             'closed_by.key': case when closed_by is null and closed_month is not null then 'frag.month_update' end,
             'update_month': closed_month, 'closed_month': closed_month,
             'run': month_kb_build_run_id, 'current_kb': current_kb, 'current_month': current_month
@@ -196,13 +198,13 @@ off_track_findings as (
             'machine': m.machine_name, 'month': e.event_month, 'kbs': e.event_kbs, 'baseline': e.next_baseline_month,
             'lost': coalesce(e.months_lost, 'none'),
             'more': case when e.event_cause is not null and e.all_kbs <> e.event_kbs
-                             then audit.message('frag.cause_more_kbs', map {'cause': e.event_cause, 'all_kbs': e.all_kbs})
-                         when e.event_cause is not null then audit.message('frag.cause', map {'cause': e.event_cause})
-                         when e.all_kbs <> e.event_kbs then audit.message('frag.more_kbs', map {'all_kbs': e.all_kbs}) end,
+                             then audit.missed_hotpatches_fragment('frag.cause_more_kbs', map {'cause': e.event_cause, 'all_kbs': e.all_kbs})
+                         when e.event_cause is not null then audit.missed_hotpatches_fragment('frag.cause', map {'cause': e.event_cause})
+                         when e.all_kbs <> e.event_kbs then audit.missed_hotpatches_fragment('frag.more_kbs', map {'all_kbs': e.all_kbs}) end,
             'more.key': case when e.event_cause is not null and e.all_kbs <> e.event_kbs then 'frag.cause_more_kbs'
                              when e.event_cause is not null then 'frag.cause' when e.all_kbs <> e.event_kbs then 'frag.more_kbs' end,
             'cause': e.event_cause, 'all_kbs': e.all_kbs,
-            'closed_by': coalesce(e.closed_by, audit.message('frag.month_update', map {'update_month': e.closed_month})),
+            'closed_by': coalesce(e.closed_by, audit.missed_hotpatches_fragment('frag.month_update', map {'update_month': e.closed_month})),
             'closed_by.key': case when e.closed_by is null and e.closed_month is not null then 'frag.month_update' end,
             'update_month': e.closed_month, 'closed_month': e.closed_month,
             'date': cast(cast(e.closed_at as date) as varchar), 'days': cast(e.exposure_days as varchar),
@@ -281,21 +283,21 @@ baseline_findings as (
         end as remediation_key,
         {
             'machine': machine_name, 'month': month, 'grace_end': cast(grace_end as varchar),
-            'kb': case when month_kb is null then audit.message('frag.baseline_kb_note', map {'kb_id': kb_label, 'note': calendar_note})
+            'kb': case when month_kb is null then audit.missed_hotpatches_fragment('frag.baseline_kb_note', map {'kb_id': kb_label, 'note': calendar_note})
                        else kb_label end,
             'kb.key': case when month_kb is null then 'frag.baseline_kb_note' end,
             'kb_id': kb_label, 'note': calendar_note,
-            'kb_note': case when month_kb is null then audit.message('frag.note', map {'note': calendar_note}) end,
+            'kb_note': case when month_kb is null then audit.missed_hotpatches_fragment('frag.note', map {'note': calendar_note}) end,
             'kb_note.key': case when month_kb is null then 'frag.note' end,
-            'why': case when month_kb_available then audit.message('frag.why_available', map())
-                        when month_kb_failed then audit.message('frag.why_failed', map()) end,
+            'why': case when month_kb_available then audit.missed_hotpatches_fragment('frag.why_available', map())
+                        when month_kb_failed then audit.missed_hotpatches_fragment('frag.why_failed', map()) end,
             'why.key': case when month_kb_available then 'frag.why_available' when month_kb_failed then 'frag.why_failed' end,
             'lost': coalesce(months_lost, 'none yet'),
             'days': cast(case when status in ('fail', 'warn') and closed_at is not null then exposure_days else days_past_grace end as varchar),
             'date': case when status in ('fail', 'warn') and closed_at is not null then cast(cast(closed_at as date) as varchar)
                          when status = 'pass' then cast(cast(hotpatch_proved_at as date) as varchar)
                          else cast(assessed_at as varchar) end,
-            'closed_by': coalesce(closed_by, audit.message('frag.month_update', map {'update_month': closed_month})),
+            'closed_by': coalesce(closed_by, audit.missed_hotpatches_fragment('frag.month_update', map {'update_month': closed_month})),
             'closed_by.key': case when closed_by is null and closed_month is not null then 'frag.month_update' end,
             'update_month': closed_month, 'closed_month': closed_month,
             'run': month_kb_build_run_id, 'proof': coalesce(hotpatch_proved_by, 'a hotpatch'),
@@ -333,7 +335,7 @@ baseline_findings as (
         )
     )
 ),
-earlier_enabled as (
+earlier_enabled as not materialized (
     -- enrollment lost: Enabled in an earlier run of the same scope, not now
     select t.run_id, m.machine_id, arg_max(t.evidence_run_id, t.evidence_as_of) as enabled_run_id,
         max(t.evidence_as_of) as enabled_as_of
@@ -389,8 +391,8 @@ select
     'missed_hotpatches' as audit,
     code, machine_id, machine_name, machine_kind, subscription_id, resource_group, owner, track, month,
     status, severity,
-    audit.message(reason_key, params) as reason,
-    audit.message(remediation_key, params) as remediation,
+    audit.missed_hotpatches_message(reason_key, params) as reason,
+    audit.missed_hotpatches_message(remediation_key, params) as remediation,
     reason_key, remediation_key, params,
     evidence,
     state, closed_reason, closed_by, closed_at, exposure_days

@@ -27,11 +27,11 @@ confirmed_findings as (
         'wsus.fix' as remediation_key,
         {
             'machine': machine_name, 'server': wu_server, 'status': hotpatch_status,
-            'policy': case when quality_updates_source is null then audit.message('wsus.frag.no_policy', map {'no_wu': no_wu_text})
+            'policy': case when quality_updates_source is null then audit.wsus_misconfigurations_fragment('wsus.frag.no_policy', map {'no_wu': no_wu_text})
                     else 'SetPolicyDrivenUpdateSourceForQualityUpdates=' || quality_updates_source || no_wu_text end,
             'policy.key': case when quality_updates_source is null then 'wsus.frag.no_policy' end,
             'no_wu': no_wu_text,
-            'also': case when no_wu_internet = 1 then audit.message('wsus.frag.also_no_wu', map()) else '' end,
+            'also': case when no_wu_internet = 1 then audit.wsus_misconfigurations_fragment('wsus.frag.also_no_wu', map()) else '' end,
             'also.key': case when no_wu_internet = 1 then 'wsus.frag.also_no_wu' end
         }::map(varchar, varchar) as params,
         json_object('run_id', run_id, 'source', 'guest facts', 'report_id', report_id, 'collected_at', collected_at,
@@ -97,8 +97,8 @@ select
     code, machine_id, machine_name, machine_kind, subscription_id, resource_group, owner, track,
     null::varchar as month,
     status, severity,
-    audit.message(reason_key, params) as reason,
-    audit.message(remediation_key, params) as remediation,
+    audit.wsus_misconfigurations_message(reason_key, params) as reason,
+    audit.wsus_misconfigurations_message(remediation_key, params) as remediation,
     reason_key, remediation_key, params,
     evidence
 from all_rows;

@@ -32,8 +32,8 @@ all_rows as (
     union all
     select run_id, 'VBS_UNKNOWN', machine_id, machine_name, machine_kind, subscription_id, resource_group, owner, track,
         status, 'info',
-        audit.message('VBS_UNKNOWN.proven', map {'machine': machine_name}),
-        audit.message('VBS_UNKNOWN.proven.fix', map()),
+        audit.vbs_blockers_message('VBS_UNKNOWN.proven', map {'machine': machine_name}),
+        audit.vbs_blockers_message('VBS_UNKNOWN.proven.fix', map()),
         'VBS_UNKNOWN.proven', 'VBS_UNKNOWN.proven.fix', map {'machine': machine_name},
         json_object('run_id', run_id, 'source', 'installation without reboot (audit.machine_months)', 'hotpatch_status', hotpatch_status)
     from proven
