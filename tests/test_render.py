@@ -223,10 +223,12 @@ def test_render_errors_are_the_projects_render_error() -> None:
     assert RenderError is errors.RenderError and issubclass(RenderError, errors.HotpatchAuditError)
 
 
-@pytest.mark.parametrize("fmt", ["html", "csv"])
-def test_a_failed_write_is_one_render_error_naming_the_file(rendered: Rendered, tmp_path: Path, fmt: str) -> None:
+@pytest.mark.parametrize("fmt, formats", [("html", ("html",)), ("csv", ("csv",)), ("csv", ("html", "csv"))])
+def test_a_failed_write_is_one_render_error_naming_the_file(
+    rendered: Rendered, tmp_path: Path, fmt: str, formats: tuple[str, ...]
+) -> None:
     """A file system failure (here: the target is a folder) surfaces as errors.RenderError naming the file; the CLI
-    guard prints it as one line with exit code 3."""
+    guard prints it as one line with exit code 3. So does an export's, written beside the HTML on its own thread."""
     import typer
 
     from hotpatch_audit.console import guard
@@ -235,7 +237,7 @@ def test_a_failed_write_is_one_render_error_naming_the_file(rendered: Rendered, 
     (tmp_path / name).mkdir()
 
     def render() -> None:
-        render_reports(rendered.ledger, RUN_ID, tmp_path, settings=Settings(), formats=(fmt,))
+        render_reports(rendered.ledger, RUN_ID, tmp_path, settings=Settings(), formats=formats)
 
     with pytest.raises(RenderError) as failed:
         render()

@@ -1,10 +1,13 @@
-"""Running independent queries on worker threads, for every source (extract uses it; arg shares one quota)."""
+"""Work on worker threads, each in a copy of the caller's context (its progress listener, a Prefect flow run's log
+handler): independent queries, for every source (extract uses it; arg shares one quota), and one piece of work
+beside the caller's (render writes the exports while it lays out the PDF)."""
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import TypeVar
 
 from hotpatch_audit.catalog import QuerySpec
@@ -30,3 +33,11 @@ def run_concurrently(specs: Sequence[QuerySpec], work: Callable[[QuerySpec], R],
     if first is not None:
         raise first
     return {name: f.result() for name, f in futures}
+
+
+@contextmanager
+def in_background(work: Callable[[], R], name: str) -> Iterator[Future[R]]:
+    """Run `work` on a worker thread while the block runs; the block gets its future (result() waits for it and
+    raises what it raised). Leaving the block, error or not, waits for the work to finish."""
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=name) as pool:
+        yield pool.submit(contextvars.copy_context().run, work)

@@ -23,6 +23,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup
 
 from hotpatch_audit import __version__, audit_meta, charts, i18n
+from hotpatch_audit.concurrency import in_background
 from hotpatch_audit.config import ReportFormat, Settings
 from hotpatch_audit.duck import connect
 from hotpatch_audit.errors import HotpatchAuditError, RenderError
@@ -834,60 +835,83 @@ def render_reports(
     if unknown:
         raise RenderError(f"unknown report formats {sorted(unknown)}")
     root = settings.project_root
-    static_dir = root / "reports" / "static"
     env = build_environment(settings.timezone, root / "reports" / "templates", settings.language)
     generated = generated_at or datetime.now(UTC).replace(microsecond=0)
     with _failure(f"write {out_dir}"):
         out_dir.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
     cap = max(HTML_LIST_CAP if "html" in formats else 0, settings.pdf_top_n if "pdf" in formats else 0, 1)
     with _failure(f"read {ledger_path}"):
         con = connect(ledger_path, read_only=True, memory_limit=settings.duckdb_memory_limit)
+    written: dict[str, list[Path]] = {}
     try:
         with _failure(f"read run {run_id} from {ledger_path}"):
             _check_views(con, root)
             con.execute("set variable report_owner = ?", [owner])
-            data = None
-            if {"html", "pdf"} & set(formats):  # the exports read their tables themselves
-                with _timed("read ledger"):
-                    group_cap = max(_group_cap("html", settings) if "html" in formats else 0,
-                                    _group_cap("pdf", settings))
-                    data = _read_run(con, run_id, cap, group_cap)
-            elif not con.execute("select 1 from meta.runs where run_id = ?", [run_id]).fetchone():
+            if not con.execute("select 1 from meta.runs where run_id = ?", [run_id]).fetchone():
                 raise RenderError(f"run {run_id!r} is not in the ledger")
+        # The exports are DuckDB's work alone (COPY), HTML and PDF mostly Python's (Jinja2, WeasyPrint on one
+        # core): the exports run beside them, on their own connection to the same database (a cursor) in a second
+        # thread, which DuckDB releases the GIL for. At 100,000 machines that saved about 5 s of the 24 s render.
+        tables = [fmt for fmt in formats if fmt == "ocsf" or fmt in FORMAT_EXPORTS]
+        documents = [fmt for fmt in formats if fmt not in tables]
+        cursor = con.cursor()
+        with in_background(lambda: _write_tables(cursor, tables, out_dir, run_id, owner, settings),
+                           "exports") as exports:
+            if documents:
+                written.update(_write_documents(con, documents, out_dir, ledger_path, run_id, owner, cap, env,
+                                                generated, settings))
+            written.update(exports.result())  # the exports' error, if any, is raised here
+    finally:
+        con.close()
+    return [path for fmt in formats for path in written[fmt]]
+
+
+def _write_documents(
+    con: duckdb.DuckDBPyConnection, formats: list[str], out_dir: Path, ledger_path: Path, run_id: str,
+    owner: str | None, cap: int, env: Environment, generated: datetime, settings: Settings,
+) -> dict[str, list[Path]]:
+    """audit.html and audit.pdf of render_reports: one read of the ledger, then each medium."""
+    static_dir = settings.project_root / "reports" / "static"
+    with _failure(f"read run {run_id} from {ledger_path}"), _timed("read ledger"):
+        group_cap = max(_group_cap("html", settings) if "html" in formats else 0, _group_cap("pdf", settings))
+        data = _read_run(con, run_id, cap, group_cap)
+    written: dict[str, list[Path]] = {}
+    for fmt in formats:
+        path = out_dir / {"html": "audit.html", "pdf": "audit.pdf"}[fmt]
+        with _timed(path.name, owner), _failure(f"write {path}"):
+            medium: Medium = "html" if fmt == "html" else "pdf"
+            ctx = _context(data, medium, _medium_cap(medium, settings), settings=settings, generated_at=generated,
+                           static_dir=static_dir, owner=owner)
+            atomic_write(path, _writer(env, ctx, static_dir))
+        written[fmt] = [path]
+    return written
+
+
+def _write_tables(
+    con: duckdb.DuckDBPyConnection, formats: list[str], out_dir: Path, run_id: str, owner: str | None,
+    settings: Settings,
+) -> dict[str, list[Path]]:
+    """The exports and OCSF events of render_reports, on `con` (a cursor of its own, closed here): the analyst
+    exports (docs/exports.md: registers, findings and machine-months, DuckDB COPY) and the findings as OCSF
+    Compliance Finding events, for a SIEM."""
+    written: dict[str, list[Path]] = {}
+    try:
+        con.execute("set variable report_owner = ?", [owner])  # the report views an export reads filter on it
         for fmt in formats:
-            if fmt == "ocsf":  # the findings as OCSF Compliance Finding events, for a SIEM (docs/exports.md)
+            written[fmt] = []
+            if fmt == "ocsf":
                 path = out_dir / OCSF_FILE_NAME
                 with _timed(path.name, owner) as timed, _failure(f"write {path}"):
                     timed.count = write_findings_ocsf(con, path, run_id, owner)
-                written.append(path)
-                continue
-            if fmt in FORMAT_EXPORTS:
-                # The analyst exports (docs/exports.md): registers, findings and machine-months, DuckDB COPY
+                written[fmt].append(path)
+            elif fmt in FORMAT_EXPORTS:
                 for export in FORMAT_EXPORTS[fmt]:
                     if fmt == "csv" and export.detail and not settings.csv_detail:
                         continue  # the complete detail is in Parquet; CSV on request (csv_detail)
                     path = out_dir / export.file_name(fmt)
                     with _timed(path.name, owner) as timed, _failure(f"write {path}"):
                         timed.count = write_export(con, export, fmt, path, run_id, owner)
-                    written.append(path)
-                continue
-            path = out_dir / {"html": "audit.html", "pdf": "audit.pdf"}[fmt]
-            with _timed(path.name, owner), _failure(f"write {path}"):
-                medium: Medium = "html" if fmt == "html" else "pdf"
-                cap_here = _medium_cap(medium, settings)
-                assert data is not None
-                ctx = _context(
-                    data,
-                    medium,
-                    cap_here,
-                    settings=settings,
-                    generated_at=generated,
-                    static_dir=static_dir,
-                    owner=owner,
-                )
-                atomic_write(path, _writer(env, ctx, static_dir))
-            written.append(path)
+                    written[fmt].append(path)
     finally:
         con.close()
     return written
