@@ -6,7 +6,9 @@ Prints one table; never asserted in tests. Targets (2 cores): 10,000 machines en
 100,000 < 5 min and < 2 GB; PDF < 60 s at any size; CSV exports together < 100 MB (`csv_mb`).
 `plain_read` is DuckDB's own read_json of the same pages into text columns, timed in the same run, and
 `load_ratio` load / plain_read; `render` is one render call with HTML, PDF, CSV and Parquet, as a run makes it,
-split into `render_read` (the ledger read HTML and PDF share), `render_html`, `render_pdf` and `exports`; `budget` is
+with its parts `render_read` (the ledger read HTML and PDF share), `render_html`, `render_pdf` and `exports` (the
+exports are written beside HTML and PDF, on a second thread, once the read is done: the parts overlap, and `render`
+is the wall time of the whole call); `budget` is
 load + audit + render (goal at 100,000: < 60 s, < 1.5 GB); `rows_per_machine` the Resource Graph rows extracted per
 machine (goal: at most 5); `oom_retries` the stages that ran out of DuckDB memory and ran again on one thread (their
 time includes the failed attempt).
