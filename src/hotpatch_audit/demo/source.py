@@ -11,7 +11,7 @@ from datetime import datetime
 from pathlib import Path
 
 from hotpatch_audit.arg import ArgOptions, ArgSource
-from hotpatch_audit.calendar import calendar_version
+from hotpatch_audit.calendar import CALENDAR_FILE, calendar_version
 from hotpatch_audit.catalog import QuerySpec
 from hotpatch_audit.config import Settings
 from hotpatch_audit.demo import argtables
@@ -69,7 +69,6 @@ def demo_fleet(settings: Settings, as_of: datetime) -> Path:
     demo-fleet/, named by size, seed, as-of and fleet_version; files of an older version are removed)."""
     fleet_dir = settings.path(settings.work_dir) / "demo-fleet"
     fleet_dir.mkdir(parents=True, exist_ok=True)
-    calendar_csv = settings.project_root / "data" / "release_calendar.csv"
     stem = f"fleet-{settings.demo_machines}-{settings.demo_seed}-{as_of:%Y%m%dT%H%M%S}"
     path = fleet_dir / f"{stem}-{fleet_version(settings.project_root)}.duckdb"
     if path.exists():
@@ -83,7 +82,7 @@ def demo_fleet(settings: Settings, as_of: datetime) -> Path:
     try:
         create_arg_tables(con)
         generate_fleet(con, as_of=as_of, machines=settings.demo_machines, seed=settings.demo_seed,
-                       calendar_path=calendar_csv)
+                       calendar_path=settings.project_root / CALENDAR_FILE)
     finally:
         con.close()
     tmp.replace(path)
