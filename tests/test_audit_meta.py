@@ -99,8 +99,7 @@ def test_every_code_the_views_name_is_declared_and_every_key_has_a_template() ->
     assert calls
     for macro, key in calls:
         assert key in cat.messages, key
-        kind = "fragment" if "frag" in key.split(".") else "message"
-        assert macro == audit_meta.file_macro(cat.message_files[key], kind), (macro, key)
+        assert macro == cat.macro_for(key), (macro, key)
 
 
 def test_an_audit_renders_only_its_own_templates(tmp_path: Path) -> None:

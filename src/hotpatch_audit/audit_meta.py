@@ -90,6 +90,11 @@ class Catalog:
             grouped[self.message_files[key]][key] = template
         return grouped
 
+    def macro_for(self, key: str) -> str:
+        """The macro an audit's SQL renders the literal key `key` with: its file's _fragment macro for a fragment,
+        else its _message macro."""
+        return file_macro(self.message_files[key], "fragment" if is_fragment(key) else "message")
+
     def titles(self) -> dict[str, str]:
         """Audit name -> English title, in report order."""
         return {a.name: a.title for a in self.audits}
@@ -207,10 +212,15 @@ def apply(con: duckdb.DuckDBPyConnection, root: Path = PROJECT_ROOT) -> None:
     # templates that took about 0.35 s per statement at missed_hotpatches' 14 calls (the audit stores that view in
     # four statements). A key the macro does not hold is an error, never a silent null.
     for path, own in cat.file_messages().items():
-        fragments = {k: t for k, t in own.items() if "frag" in k.split(".")}
+        fragments = {k: t for k, t in own.items() if is_fragment(k)}
         for macro, templates in ((file_macro(path, "message"), own), (file_macro(path, "fragment"), fragments)):
             if templates:
                 con.execute(f"create or replace macro audit.{macro}(k, p) as {message_sql(templates, path.name)}")
+
+
+def is_fragment(key: str) -> bool:
+    """A fragment is a message quoted inside another (a key with a `frag` part: frag.kb_note, wsus.frag.no_policy)."""
+    return "frag" in key.split(".")
 
 
 def file_macro(path: Path, kind: str) -> str:
