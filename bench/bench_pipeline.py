@@ -12,6 +12,10 @@ is the wall time of the whole call); `budget` is
 load + audit + render (goal at 100,000: < 60 s, < 1.5 GB); `rows_per_machine` the Resource Graph rows extracted per
 machine (goal: at most 5); `oom_retries` the stages that ran out of DuckDB memory and ran again on one thread (their
 time includes the failed attempt).
+`load_cpu`, `audit_cpu` and `render_cpu` are the CPU seconds of each budget stage (user + system, every thread of
+the process: DuckDB's and the render's); `cpu_floor` is their sum divided by the cores, the budget's wall time if
+every core were busy the whole time. When `budget` is near `cpu_floor`, only less work makes it faster, not more
+parallelism.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import resource
 import statistics
 import subprocess
@@ -67,14 +72,16 @@ def one(size: int) -> dict[str, float]:
         start = time.perf_counter()
         extracted = fn()
         t[stage] = time.perf_counter() - start
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     load_stage(s, ctx, extracted)
     t["load"] = time.perf_counter() - start
+    t["load_cpu"] = time.process_time() - cpu
     t["plain_read"] = plain_read(extracted.snapshot_dir, tmp / "plain.duckdb", s.duckdb_memory_limit)
     t["load_ratio"] = t["load"] / t["plain_read"]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     audit_stage(s, ctx, extracted.complete)
     t["audit"] = time.perf_counter() - start
+    t["audit_cpu"] = time.process_time() - cpu
     # One render call with every format, as the pipeline's render stage makes it: HTML and PDF share one read of
     # the ledger (render_read). Its parts come from render's own log of each step ("<file>: <seconds> s").
     steps: dict[str, float] = {}
@@ -89,9 +96,10 @@ def one(size: int) -> dict[str, float]:
     handler, level = _Steps(logging.INFO), render_log.level
     render_log.addHandler(handler)
     render_log.setLevel(logging.INFO)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     written = render_reports(s.ledger_path, "bench", tmp / "out", settings=s, formats=["html", "pdf", "csv", "parquet"])
     t["render"] = time.perf_counter() - start
+    t["render_cpu"] = time.process_time() - cpu
     render_log.removeHandler(handler)
     render_log.setLevel(level)
     t["render_read"] = steps.pop("read ledger", 0.0)
@@ -106,9 +114,11 @@ def one(size: int) -> dict[str, float]:
     files = [*written, tmp / "out" / "audit.html", tmp / "out" / "audit.pdf"]
     write_manifest(tmp / "out", files, facts=facts, settings=s, generated_at=datetime.now(UTC))
     t["manifest"] = time.perf_counter() - start
-    t["total"] = sum(v for k, v in t.items() if k not in ("plain_read", "load_ratio", "render_read", "render_html",
-                                                          "render_pdf", "exports"))
+    t["total"] = sum(v for k, v in t.items() if k not in ("plain_read", "load_ratio", "load_cpu", "audit_cpu",
+                                                          "render_read", "render_html", "render_pdf", "exports",
+                                                          "render_cpu"))
     t["budget"] = t["load"] + t["audit"] + t["render"]
+    t["cpu_floor"] = (t["load_cpu"] + t["audit_cpu"] + t["render_cpu"]) / (os.cpu_count() or 1)
     t["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     t["rows"] = float(sum(extracted.rows.values()))
     t["rows_per_machine"] = t["rows"] / size
@@ -155,8 +165,8 @@ def main() -> None:
         print(json.dumps(one(args.child)))
         return
     cols = ["generate", "extract", "load", "plain_read", "load_ratio", "audit", "render", "render_read",
-            "render_html", "render_pdf", "exports", "manifest", "budget", "total", "peak_rss_mb", "rows",
-            "rows_per_machine", "csv_mb", "oom_retries"]
+            "render_html", "render_pdf", "exports", "manifest", "budget", "total", "load_cpu", "audit_cpu",
+            "render_cpu", "cpu_floor", "peak_rss_mb", "rows", "rows_per_machine", "csv_mb", "oom_retries"]
     print(f"{'machines':>9} {'run':>6} " + " ".join(f"{c:>12}" for c in cols))
     for size in [int(x) for x in args.sizes.split(",")]:
         results = []
