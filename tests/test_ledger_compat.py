@@ -1,6 +1,6 @@
 """The ledger opens in the DuckDB command line analysts install (the duckdb-cli package, DuckDB 1.5), not only in
-the DuckDB this tool runs: it is written in storage v1.0.0, and a ledger an earlier version wrote in DuckDB 2's
-format is converted, losing nothing, on the next write."""
+the DuckDB this tool runs: it is written in storage v1.3.0, and a ledger an earlier version wrote in another format
+(DuckDB 2's own, or v1.0.0) is converted, losing nothing, on the next write."""
 
 from __future__ import annotations
 
@@ -67,18 +67,20 @@ def test_a_demo_ledger_opens_in_the_duckdb_1x_cli(demo_history: tuple[object, li
     assert not failing, failing
 
 
-def test_a_ledger_in_duckdb_2_format_is_converted_on_the_next_write(demo_history: tuple[object, list[str]],
-                                                                     tmp_path: Path) -> None:
+@pytest.mark.parametrize("earlier", ["latest", "v1.0.0"], ids=["duckdb-2-format", "v1.0.0"])
+def test_a_ledger_in_an_earlier_format_is_converted_on_the_next_write(demo_history: tuple[object, list[str]],
+                                                                      tmp_path: Path, earlier: str) -> None:
     settings, _ = demo_history
     original = settings.path(settings.ledger_path)  # type: ignore[attr-defined]
-    # what an earlier hotpatch-audit wrote: DuckDB 2's own (newest) storage format
+    # what an earlier hotpatch-audit wrote: DuckDB 2's own (newest) storage format, or v1.0.0
     newer = tmp_path / "ledger.duckdb"
     con = duckdb.connect()
     con.execute(f"attach '{original}' as src (read_only)")
-    con.execute(f"attach '{newer}' as dst (storage_version 'latest')")
+    con.execute(f"attach '{newer}' as dst (storage_version '{earlier}')")
     con.execute("copy from database src to dst")
     con.close()
-    assert _cli(newer, "select 1").returncode != 0  # DuckDB 1.x refuses it
+    if earlier == "latest":
+        assert _cli(newer, "select 1").returncode != 0  # DuckDB 1.x refuses it
 
     def fingerprint(path: Path) -> list[tuple[object, ...]]:
         c = duckdb.connect(str(path), read_only=True)

@@ -167,21 +167,25 @@ def storage_version(con: duckdb.DuckDBPyConnection) -> str | None:
     return str(row[0]) if row and row[0] else None
 
 
-def _storage_too_new(con: duckdb.DuckDBPyConnection) -> bool:
+def _storage_differs(con: duckdb.DuckDBPyConnection) -> bool:
+    """The file is in another storage format than STORAGE_VERSION: a newer one (DuckDB 1.x tools refuse it) or an
+    older one (DuckDB keeps a file in the format it was created in, and the older formats lack the string
+    compression STORAGE_VERSION was chosen for)."""
     found = storage_version(con)
-    return found is not None and _version_tuple(found) > _version_tuple(STORAGE_VERSION)
+    return found is not None and _version_tuple(found) != _version_tuple(STORAGE_VERSION)
 
 
 def convert_storage(ledger: Path, *, memory_limit: str = DEFAULT_MEMORY_LIMIT,
                     on_wait: Callable[[str], None] | None = None) -> None:
-    """Rewrite a ledger written in a newer storage format (by an earlier version of this tool) in
-    STORAGE_VERSION, so DuckDB 1.x opens it. Call with the writer's lock held and no connection open.
+    """Rewrite a ledger written in another storage format by an earlier version of this tool (DuckDB 2's newest,
+    which DuckDB 1.x refuses, or v1.0.0) in STORAGE_VERSION. Call with the writer's lock held and no connection
+    open.
 
     Every object is copied to `<ledger>.convert` (COPY FROM DATABASE keeps views, macros and comments); every
     table's row count and content hash must match the original before the copy replaces it (an atomic rename);
     on any failure the original is left exactly as it was and the partial copy removed."""
     tmp = ledger.with_name(ledger.name + ".convert")
-    msg = (f"converting {ledger.name} to DuckDB storage {STORAGE_VERSION} so DuckDB 1.x tools can open it "
+    msg = (f"converting {ledger.name} to DuckDB storage {STORAGE_VERSION}, which DuckDB 1.3 and later open "
            f"(once, {ledger.stat().st_size / 1e6:,.0f} MB)")
     log.warning(msg)
     if on_wait:
@@ -223,7 +227,7 @@ def open_writer(
     """Exclusive, read-write connection with the schema and views applied."""
     with ledger_lock(ledger, exclusive=True, timeout=timeout, on_wait=on_wait, holder=holder):
         con = _connect(ledger, read_only=False, timeout=timeout, memory_limit=memory_limit)
-        if _storage_too_new(con):
+        if _storage_differs(con):
             con.close()
             convert_storage(ledger, memory_limit=memory_limit, on_wait=on_wait)
             con = _connect(ledger, read_only=False, timeout=timeout, memory_limit=memory_limit)
