@@ -48,10 +48,10 @@ def schema_markdown(project_root: Path = PROJECT_ROOT) -> str:
         "",
         f"The file is written in DuckDB's storage format {STORAGE_VERSION}: every DuckDB from 1.3 on opens it (the",
         "command line, Python, R, DBeaver, notebooks), as well as the DuckDB 2 the tool runs. It is the oldest format",
-        "with DICT_FSST string compression: the ledger is mostly text, which it writes in about a quarter less CPU",
-        "than v1.0.0, in a fifth fewer blocks. A ledger an earlier version of the tool wrote in another format",
-        "(DuckDB 2's own, or v1.0.0) is converted once, on the next audit run, after checking that every table's",
-        "rows are the same in the copy (the original stays if anything differs).",
+        "with DICT_FSST string compression, and the ledger is mostly text: a run's findings are written in about a",
+        "quarter less CPU than in v1.0.0, in a fifth fewer blocks. A ledger an earlier version of the tool wrote in",
+        "another format (DuckDB 2's own, or v1.0.0) is converted once, on the next audit run, after checking that",
+        "every table's rows are the same in the copy (the original stays if anything differs).",
         "",
     ]
     objects = con.execute(
