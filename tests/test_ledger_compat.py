@@ -73,14 +73,14 @@ def test_a_ledger_in_an_earlier_format_is_converted_on_the_next_write(demo_histo
     settings, _ = demo_history
     original = settings.path(settings.ledger_path)  # type: ignore[attr-defined]
     # what an earlier hotpatch-audit wrote: DuckDB 2's own (newest) storage format, or v1.0.0
-    newer = tmp_path / "ledger.duckdb"
+    ledger = tmp_path / "ledger.duckdb"
     con = duckdb.connect()
     con.execute(f"attach '{original}' as src (read_only)")
-    con.execute(f"attach '{newer}' as dst (storage_version '{earlier}')")
+    con.execute(f"attach '{ledger}' as dst (storage_version '{earlier}')")
     con.execute("copy from database src to dst")
     con.close()
     if earlier == "latest":
-        assert _cli(newer, "select 1").returncode != 0  # DuckDB 1.x refuses it
+        assert _cli(ledger, "select 1").returncode != 0  # DuckDB 1.x refuses it
 
     def fingerprint(path: Path) -> list[tuple[object, ...]]:
         c = duckdb.connect(str(path), read_only=True)
@@ -91,19 +91,19 @@ def test_a_ledger_in_an_earlier_format_is_converted_on_the_next_write(demo_histo
         finally:
             c.close()
 
-    before = fingerprint(newer)
+    before = fingerprint(ledger)
     notes: list[str] = []
-    with open_writer(newer, PROJECT_ROOT, on_wait=notes.append) as c:
+    with open_writer(ledger, PROJECT_ROOT, on_wait=notes.append) as c:
         assert storage_version(c) == f"{STORAGE_VERSION}+"
     assert any("converting" in n and STORAGE_VERSION in n for n in notes), notes
-    after = fingerprint(newer)
+    after = fingerprint(ledger)
     # every evidence table is the same, row for row (the derived tables may be rebuilt with the definitions)
     # (meta.schema_state records when definitions were last applied: they may be re-applied on this open)
     kept = {(s, t): rest for s, t, *rest in before if s in ("meta", "raw") and t != "schema_state"}
     now = {(s, t): rest for s, t, *rest in after}
     assert len(kept) > 10 and [k for k, v in kept.items() if now.get(k) != v] == []
-    assert _cli(newer, "select count(*) from meta.runs").returncode == 0
-    assert not newer.with_name(newer.name + ".convert").exists()
+    assert _cli(ledger, "select count(*) from meta.runs").returncode == 0
+    assert not ledger.with_name(ledger.name + ".convert").exists()
 
 
 def test_a_failed_conversion_leaves_the_ledger_as_it_was(demo_history: tuple[object, list[str]],
