@@ -145,14 +145,14 @@ missed_findings as (
         case when status in ('fail', 'warn') then closed_by end as closed_by,
         case when status in ('fail', 'warn') then closed_at end as closed_at,
         exposure_days,
-        json_object('run_id', run_id, 'month_kb', kb_label, 'matched_by', month_kb_matched_by, 'release_date', release_date, 'grace_end', grace_end,
-            'installed_at', month_kb_installed_at, 'installed_by_build', month_kb_installed_by_build,
-            'build_seen_at', month_kb_build_seen_at, 'build_run_id', month_kb_build_run_id,
-            'install_failed', month_kb_failed,
-            'available_in_assessment', month_kb_available, 'assessed_at', assessed_at,
-            'status_at_start', status_at_start, 'status_run_id', status_run_id, 'status_from_later_run', status_from_later_run,
-            'calendar', calendar_note, 'closed_reason', closed_reason, 'closed_by', closed_by, 'closed_month', closed_month,
-            'closed_at', closed_at, 'exposure_days', exposure_days, 'current_update', current_kb, 'current_month', current_month) as evidence
+        to_json({'run_id': run_id, 'month_kb': kb_label, 'matched_by': month_kb_matched_by, 'release_date': release_date, 'grace_end': grace_end,
+            'installed_at': month_kb_installed_at, 'installed_by_build': month_kb_installed_by_build,
+            'build_seen_at': month_kb_build_seen_at, 'build_run_id': month_kb_build_run_id,
+            'install_failed': month_kb_failed,
+            'available_in_assessment': month_kb_available, 'assessed_at': assessed_at,
+            'status_at_start': status_at_start, 'status_run_id': status_run_id, 'status_from_later_run': status_from_later_run,
+            'calendar': calendar_note, 'closed_reason': closed_reason, 'closed_by': closed_by, 'closed_month': closed_month,
+            'closed_at': closed_at, 'exposure_days': exposure_days, 'current_update': current_kb, 'current_month': current_month}) as evidence
     from missed_life
 ),
 returned as (
@@ -211,11 +211,11 @@ off_track_findings as (
             'return_baseline': e.return_baseline
         }::map(varchar, varchar) as params,
         e.closed_reason, e.closed_by, e.closed_at, e.exposure_days,
-        json_object('run_id', e.run_id, 'kbs', e.event_kbs, 'all_kbs', e.all_kbs, 'event_month', e.event_month, 'event_at', e.event_at,
-            'months_lost', e.months_lost, 'next_baseline', e.next_baseline_month, 'cause', e.event_cause,
-            'status_at_start', e.status_at_event, 'status_run_id', e.status_run_id, 'status_from_later_run', e.status_from_later_run,
-            'closed_reason', e.closed_reason, 'closed_by', e.closed_by, 'closed_month', e.closed_month, 'closed_at', e.closed_at,
-            'exposure_days', e.exposure_days) as evidence
+        to_json({'run_id': e.run_id, 'kbs': e.event_kbs, 'all_kbs': e.all_kbs, 'event_month': e.event_month, 'event_at': e.event_at,
+            'months_lost': e.months_lost, 'next_baseline': e.next_baseline_month, 'cause': e.event_cause,
+            'status_at_start': e.status_at_event, 'status_run_id': e.status_run_id, 'status_from_later_run': e.status_from_later_run,
+            'closed_reason': e.closed_reason, 'closed_by': e.closed_by, 'closed_month': e.closed_month, 'closed_at': e.closed_at,
+            'exposure_days': e.exposure_days}) as evidence
     from off_track_life e
     join machines m on m.run_id = e.run_id and m.machine_id = e.machine_id
     where e.enrolled_at_event
@@ -307,12 +307,12 @@ baseline_findings as (
         case when status in ('fail', 'warn') then closed_by end as closed_by,
         case when status in ('fail', 'warn') then closed_at end as closed_at,
         exposure_days,
-        json_object('run_id', run_id, 'month_kb', kb_label, 'matched_by', month_kb_matched_by, 'grace_end', grace_end, 'installed_at', month_kb_installed_at,
-            'installed_by_build', month_kb_installed_by_build, 'build_run_id', month_kb_build_run_id, 'install_failed', month_kb_failed,
-            'available_in_assessment', month_kb_available, 'reboot_pending', month_kb_reboot_pending, 'assessed_at', assessed_at,
-            'proved_by_hotpatch', hotpatch_proved_by, 'unchanged_build', unchanged_build, 'months_lost', months_lost,
-            'calendar', calendar_note, 'closed_by', closed_by, 'closed_month', closed_month, 'closed_at', closed_at,
-            'exposure_days', exposure_days, 'current_baseline', current_baseline_kb, 'current_baseline_month', current_baseline_month) as evidence
+        to_json({'run_id': run_id, 'month_kb': kb_label, 'matched_by': month_kb_matched_by, 'grace_end': grace_end, 'installed_at': month_kb_installed_at,
+            'installed_by_build': month_kb_installed_by_build, 'build_run_id': month_kb_build_run_id, 'install_failed': month_kb_failed,
+            'available_in_assessment': month_kb_available, 'reboot_pending': month_kb_reboot_pending, 'assessed_at': assessed_at,
+            'proved_by_hotpatch': hotpatch_proved_by, 'unchanged_build': unchanged_build, 'months_lost': months_lost,
+            'calendar': calendar_note, 'closed_by': closed_by, 'closed_month': closed_month, 'closed_at': closed_at,
+            'exposure_days': exposure_days, 'current_baseline': current_baseline_kb, 'current_baseline_month': current_baseline_month}) as evidence
     from (
         select *,
             case when status in ('fail', 'warn') and closed_at is not null then greatest(date_diff('day', grace_end, cast(closed_at as date)), 0)
@@ -368,10 +368,10 @@ enrollment_lost_findings as (
             'error': m.hotpatch_error_code || ': ' || m.hotpatch_error_message,
             'lost_run': coalesce(l.lost_run_id, m.run_id), 'lost_date': cast(coalesce(l.lost_as_of, rs.as_of) as varchar)
         }::map(varchar, varchar) as params,
-        json_object('run_id', m.run_id, 'enabled_run_id', e.enabled_run_id, 'enabled_as_of', e.enabled_as_of,
-            'lost_run_id', coalesce(l.lost_run_id, m.run_id), 'lost_as_of', coalesce(l.lost_as_of, rs.as_of),
-            'hotpatch_status', m.hotpatch_status, 'licence_status', m.hotpatch_licence_status,
-            'enablement_status', m.hotpatch_enablement_status) as evidence
+        to_json({'run_id': m.run_id, 'enabled_run_id': e.enabled_run_id, 'enabled_as_of': e.enabled_as_of,
+            'lost_run_id': coalesce(l.lost_run_id, m.run_id), 'lost_as_of': coalesce(l.lost_as_of, rs.as_of),
+            'hotpatch_status': m.hotpatch_status, 'licence_status': m.hotpatch_licence_status,
+            'enablement_status': m.hotpatch_enablement_status}) as evidence
     from machines m
     join earlier_enabled e on e.run_id = m.run_id and e.machine_id = m.machine_id
     join core.run_settings rs on rs.run_id = m.run_id

@@ -34,9 +34,9 @@ confirmed_findings as (
             'also': case when no_wu_internet = 1 then audit.wsus_misconfigurations_fragment('wsus.frag.also_no_wu', map()) else '' end,
             'also.key': case when no_wu_internet = 1 then 'wsus.frag.also_no_wu' end
         }::map(varchar, varchar) as params,
-        json_object('run_id', run_id, 'source', 'guest facts', 'report_id', report_id, 'collected_at', collected_at,
-            'UseWUServer', use_wu_server, 'WUServer', wu_server, 'SetPolicyDrivenUpdateSourceForQualityUpdates', quality_updates_source,
-            'DoNotConnectToWindowsUpdateInternetLocations', no_wu_internet, 'hotpatch_status', hotpatch_status) as evidence
+        to_json({'run_id': run_id, 'source': 'guest facts', 'report_id': report_id, 'collected_at': collected_at,
+            'UseWUServer': use_wu_server, 'WUServer': wu_server, 'SetPolicyDrivenUpdateSourceForQualityUpdates': quality_updates_source,
+            'DoNotConnectToWindowsUpdateInternetLocations': no_wu_internet, 'hotpatch_status': hotpatch_status}) as evidence
     from confirmed
 ),
 offered as (
@@ -78,8 +78,8 @@ suspected_findings as (
         'wsus_suspected' as reason_key,
         'wsus_suspected.fix' as remediation_key,
         map {'machine': m.machine_name, 'count': cast(b.lcu_months as varchar), 'months': b.months} as params,
-        json_object('run_id', m.run_id, 'source', 'installation and assessment behaviour', 'months', b.months,
-            'hotpatch_months', b.hotpatch_months, 'hotpatch_status', m.hotpatch_status) as evidence
+        to_json({'run_id': m.run_id, 'source': 'installation and assessment behaviour', 'months': b.months,
+            'hotpatch_months': b.hotpatch_months, 'hotpatch_status': m.hotpatch_status}) as evidence
     from machines m
     join behaviour b using (run_id, machine_id)
     left join guest g using (run_id, machine_id)

@@ -35,7 +35,7 @@ all_rows as (
         audit.vbs_blockers_message('VBS_UNKNOWN.proven', map {'machine': machine_name}),
         audit.vbs_blockers_message('VBS_UNKNOWN.proven.fix', map()),
         'VBS_UNKNOWN.proven', 'VBS_UNKNOWN.proven.fix', map {'machine': machine_name},
-        json_object('run_id', run_id, 'source', 'installation without reboot (audit.machine_months)', 'hotpatch_status', hotpatch_status)
+        to_json({'run_id': run_id, 'source': 'installation without reboot (audit.machine_months)', 'hotpatch_status': hotpatch_status})
     from proven
 )
 select
