@@ -20,7 +20,7 @@ from hotpatch_audit.calendar import (
     validate_calendar,
 )
 from hotpatch_audit.column_docs import apply_column_comments
-from hotpatch_audit.duck import setting, sql_literal, variable
+from hotpatch_audit.duck import delete_rows, setting, sql_literal, variable
 from hotpatch_audit.prices import load_prices
 from hotpatch_audit.progress import step
 from hotpatch_audit.waivers import WaiverFile, apply_waivers
@@ -87,7 +87,7 @@ PARTS: dict[str, tuple[str, ...]] = {"missed_hotpatches": ("months", "off_track"
 
 def _store(con: duckdb.DuckDBPyConnection, run_id: str, names: tuple[str, ...]) -> None:
     for name in names:
-        con.execute(f"delete from audit.{name} where run_id = ?", [run_id])
+        delete_rows(con, f"delete from audit.{name} where run_id = ?", [run_id])
         stored = con.execute(f"insert into audit.{name} by name select * from audit.{name}_live where run_id = ?",
                              [run_id]).fetchone()
         step("judge", f"audit.{name}", int(stored[0]) if stored else None)
@@ -119,7 +119,7 @@ def materialize_findings(con: duckdb.DuckDBPyConnection, run_id: str, waivers: W
     # less memory and time (at 100,000 machines 35 s instead of 45 s).
     with setting(con, "preserve_insertion_order", False):
         materialize_run(con, run_id)
-        con.execute("delete from audit.findings where run_id = ?", [run_id])
+        delete_rows(con, "delete from audit.findings where run_id = ?", [run_id])
         # one audit at a time: each holds only its own joins in memory (all four at once need about twice the
         # memory; at 100,000 machines more than the 1 GB default), and each is read from its own view (binding
         # audit.all_findings, all four views, took 1.5 s per audit at 100,000 machines)

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import duckdb
 
+from hotpatch_audit.duck import delete_rows
 from hotpatch_audit.errors import ConfigError
 
 CALENDAR_FILE = Path("data") / "release_calendar.csv"
@@ -301,7 +302,7 @@ def load_calendar(con: duckdb.DuckDBPyConnection, project_root: Path, override: 
         )
         for r in calendar_rows(project_root, override)
     ]
-    con.execute("delete from ref.calendar")
+    delete_rows(con, "delete from ref.calendar")
     placeholders = ", ".join("?" for _ in CALENDAR_COLUMNS)
     if values:
         con.executemany(

@@ -23,7 +23,7 @@ import duckdb
 import portalocker
 
 from hotpatch_audit.analyze import MATERIALIZED, REGISTERS_MATERIALIZED
-from hotpatch_audit.duck import DEFAULT_MEMORY_LIMIT, STORAGE_VERSION, connect, setting, sql_literal
+from hotpatch_audit.duck import DEFAULT_MEMORY_LIMIT, STORAGE_VERSION, allow_vacuum, connect, delete_rows, sql_literal
 from hotpatch_audit.errors import LedgerBusyError, LedgerError, SnapshotError
 from hotpatch_audit.extract import Snapshot
 from hotpatch_audit.files import pid_alive
@@ -264,6 +264,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, project_root: Path, calendar_o
     if row and row[0] == fingerprint:
         return
     apply_sql(con, project_root, calendar_override)
+    allow_vacuum(con)  # the reference tables were reloaded (their rows deleted in sql/), and the views rebuilt
     _migrate_guest_facts(con)
     # Definitions changed: rebuild the per-run materialized views of every good run (findings stay as judged).
     for (run_id,) in con.execute(
@@ -275,7 +276,7 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, project_root: Path, calendar_o
     con.execute("CREATE TABLE IF NOT EXISTS meta.schema_state (fingerprint VARCHAR, applied_at TIMESTAMP)")
     con.execute("COMMENT ON TABLE meta.schema_state IS 'Fingerprint of the sql/ and data/ files last applied to"
                 " this ledger (definitions are re-applied when they change).'")
-    con.execute("DELETE FROM meta.schema_state")
+    delete_rows(con, "DELETE FROM meta.schema_state")
     con.execute("INSERT INTO meta.schema_state VALUES (?, ?)", [fingerprint, datetime.now(UTC).replace(tzinfo=None)])
 
 
@@ -318,7 +319,7 @@ def register_run(
     ]
     for old in abandoned:
         for table in raw_tables(con):
-            con.execute(f"DELETE FROM raw.{table} WHERE run_id = ?", [old])
+            delete_rows(con, f"DELETE FROM raw.{table} WHERE run_id = ?", [old])
         con.execute(
             "UPDATE meta.runs SET status = 'failed', error = coalesce(error, 'abandoned: the process ended before"
             " the run finished'), finished_at = coalesce(finished_at, ?) WHERE run_id = ?",
@@ -503,8 +504,8 @@ def load_snapshot(con: duckdb.DuckDBPyConnection, run_id: str, snap: Snapshot) -
     con.execute("BEGIN")
     try:
         for table in raw_tables(con):
-            con.execute(f"DELETE FROM raw.{table} WHERE run_id = ?", [run_id])
-        con.execute("DELETE FROM meta.query_stats WHERE run_id = ?", [run_id])
+            delete_rows(con, f"DELETE FROM raw.{table} WHERE run_id = ?", [run_id])
+        delete_rows(con, "DELETE FROM meta.query_stats WHERE run_id = ?", [run_id])
         for name, q in snap.queries.items():
             files = sorted((snap.directory / name).glob("page-*.json"))
             counts[name] = load_query_pages(con, run_id, name, files, q.rows)
@@ -529,7 +530,7 @@ def parse_guest_configuration_reports(con: duckdb.DuckDBPyConnection, run_id: st
     parsed rows yet (older ledgers)."""
     if run_id is not None:
         where, args = "run_id = ?", [run_id]
-        con.execute(f"DELETE FROM raw.guest_facts WHERE source = 'machine_configuration' AND {where}", args)
+        delete_rows(con, f"DELETE FROM raw.guest_facts WHERE source = 'machine_configuration' AND {where}", args)
     else:
         where, args = "run_id NOT IN (SELECT DISTINCT run_id FROM raw.guest_facts WHERE run_id IS NOT NULL)", []
     row = con.execute(
@@ -627,10 +628,7 @@ def finish_run(
             "UPDATE meta.runs SET status = ?, finished_at = ?, note = coalesce(?, note) WHERE run_id = ?",
             [status, now, note, run_id],
         )
-        if ranked and status != "superseded":  # rows were deleted: the checkpoint's vacuum reclaims them
-            con.execute("COMMIT")
-        else:
-            _commit_without_vacuum(con)
+        con.execute("COMMIT")
     except BaseException:
         rollback(con)
         raise
@@ -639,22 +637,11 @@ def finish_run(
     return status, findings
 
 
-def _commit_without_vacuum(con: duckdb.DuckDBPyConnection) -> None:
-    """Commit without DuckDB's vacuum in the checkpoint the commit triggers (a big one: its WAL passes
-    checkpoint_threshold). An audit appends its rows statement by statement, each thread leaving a part-filled row
-    group, and the vacuum merges them, rewriting about a million rows at 100,000 machines (2.4 s of a 3.8 s
-    commit, measured). Nothing was deleted, so nothing is reclaimed: the row groups stay as written (a few more
-    per run). A small commit checkpoints at close instead, vacuum and all (cheap), and a checkpoint that follows
-    deletes (a superseded or failed run) vacuums as usual."""
-    with setting(con, "max_vacuum_tasks", 0):
-        con.execute("COMMIT")
-
-
 def _delete_run_rows(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     for table in raw_tables(con):
-        con.execute(f"DELETE FROM raw.{table} WHERE run_id = ?", [run_id])
+        delete_rows(con, f"DELETE FROM raw.{table} WHERE run_id = ?", [run_id])
     for table in ("meta.query_stats", *PER_RUN_TABLES):
-        con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])  # noqa: S608 (fixed names)
+        delete_rows(con, f"DELETE FROM {table} WHERE run_id = ?", [run_id])  # noqa: S608 (fixed names)
 
 
 def fail_run(con: duckdb.DuckDBPyConnection, run_id: str, error: str) -> None:
@@ -668,9 +655,9 @@ def fail_run(con: duckdb.DuckDBPyConnection, run_id: str, error: str) -> None:
             con.execute("COMMIT")
             return
         for table in raw_tables(con):
-            con.execute(f"DELETE FROM raw.{table} WHERE run_id = ?", [run_id])
+            delete_rows(con, f"DELETE FROM raw.{table} WHERE run_id = ?", [run_id])
         for table in PER_RUN_TABLES:
-            con.execute(f"DELETE FROM {table} WHERE run_id = ?", [run_id])  # noqa: S608 (fixed names)
+            delete_rows(con, f"DELETE FROM {table} WHERE run_id = ?", [run_id])  # noqa: S608 (fixed names)
         con.execute(
             "UPDATE meta.runs SET status = 'failed', error = coalesce(error, ?), finished_at = ? WHERE run_id = ?",
             [error[:2000], datetime.now(UTC).replace(tzinfo=None), run_id],

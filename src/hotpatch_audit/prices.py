@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 
+from hotpatch_audit.duck import delete_rows
 from hotpatch_audit.errors import ConfigError
 
 PRICES_FILE = Path("data") / "prices.csv"
@@ -115,7 +116,7 @@ def load_prices(con: duckdb.DuckDBPyConnection, project_root: Path) -> int:
         "open), with source and whether it was verified. report.reboot_cost_by_month prices each month at the row in "
         "force on its first day.'"
     )
-    con.execute("delete from ref.prices")
+    delete_rows(con, "delete from ref.prices")
     con.executemany(
         "insert into ref.prices values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [(r.product, r.track, r.price, r.valid_from, r.valid_to, r.verified, r.source or None,

@@ -21,6 +21,7 @@ import duckdb
 import yaml
 
 from hotpatch_audit import audit_meta
+from hotpatch_audit.duck import delete_rows
 from hotpatch_audit.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -351,8 +352,9 @@ def apply_waivers(con: duckdb.DuckDBPyConnection, run_id: str, waivers: WaiverFi
 
     Returns the number of findings waived. Without a waiver file the run records none.
     """
-    con.execute("delete from meta.waivers where run_id = ?", [run_id])
-    con.execute("delete from meta.settings where run_id = ? and key in ('waivers_file', 'waivers_sha256')", [run_id])
+    delete_rows(con, "delete from meta.waivers where run_id = ?", [run_id])
+    delete_rows(con, "delete from meta.settings where run_id = ? and key in ('waivers_file', 'waivers_sha256')",
+                [run_id])
     if waivers is None:
         return 0
     if waivers.waivers:
