@@ -11,7 +11,9 @@ exports are written beside HTML and PDF, on a second thread, once the read is do
 is the wall time of the whole call); `budget` is
 load + audit + render (goal at 100,000: < 60 s, < 1.5 GB); `rows_per_machine` the Resource Graph rows extracted per
 machine (goal: at most 5); `oom_retries` the stages that ran out of DuckDB memory and ran again on one thread (their
-time includes the failed attempt).
+time includes the failed attempt). `next_writer` is what the run leaves for the next writer of the ledger: a small write
+and the checkpoint at its close, right after the run (DuckDB's vacuum would merge the row groups the stages left
+part-filled; ledger writers run without it unless they deleted rows, see duck.connect). Not in `budget`.
 `load_cpu`, `audit_cpu` and `render_cpu` are the CPU seconds of each budget stage (user + system, every thread of
 the process: DuckDB's and the render's); `cpu_floor` is their sum divided by the cores, the budget's wall time if
 every core were busy the whole time. When `budget` is near `cpu_floor`, only less work makes it faster, not more
@@ -114,6 +116,13 @@ def one(size: int) -> dict[str, float]:
     files = [*written, tmp / "out" / "audit.html", tmp / "out" / "audit.pdf"]
     write_manifest(tmp / "out", files, facts=facts, settings=s, generated_at=datetime.now(UTC))
     t["manifest"] = time.perf_counter() - start
+    # What the run left for the next writer of the ledger: a small write and the checkpoint at its close (DuckDB's
+    # vacuum, if the run's stages left it merging work; duck.connect opens writers without it).
+    start = time.perf_counter()
+    con = connect(s.ledger_path)
+    con.execute("create table main.bench_probe as select 1")
+    con.close()
+    t["next_writer"] = time.perf_counter() - start
     t["total"] = sum(t[stage] for stage in ("generate", "extract", "load", "audit", "render", "manifest"))
     t["budget"] = t["load"] + t["audit"] + t["render"]
     t["cpu_floor"] = (t["load_cpu"] + t["audit_cpu"] + t["render_cpu"]) / (os.cpu_count() or 1)
@@ -163,8 +172,8 @@ def main() -> None:
         print(json.dumps(one(args.child)))
         return
     cols = ["generate", "extract", "load", "plain_read", "load_ratio", "audit", "render", "render_read",
-            "render_html", "render_pdf", "exports", "manifest", "budget", "total", "load_cpu", "audit_cpu",
-            "render_cpu", "cpu_floor", "peak_rss_mb", "rows", "rows_per_machine", "csv_mb", "oom_retries"]
+            "render_html", "render_pdf", "exports", "manifest", "next_writer", "budget", "total", "load_cpu",
+            "audit_cpu", "render_cpu", "cpu_floor", "peak_rss_mb", "rows", "rows_per_machine", "csv_mb", "oom_retries"]
     print(f"{'machines':>9} {'run':>6} " + " ".join(f"{c:>12}" for c in cols))
     for size in [int(x) for x in args.sizes.split(",")]:
         results = []
