@@ -305,6 +305,30 @@ def test_a_writer_vacuums_only_after_it_deleted_rows(settings: Settings, tmp_pat
     assert after < before * 0.6
 
 
+def _deletes_run_with_execute(package: Path) -> list[str]:
+    """Where the package runs a DELETE statement with a plain `.execute(...)` (its SQL text a literal)."""
+    import ast
+
+    found = []
+    for path in sorted(package.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+                    and node.func.attr == "execute" and node.args):
+                continue
+            sql = node.args[0]
+            parts = sql.values if isinstance(sql, ast.JoinedStr) else [sql]
+            text = "".join(p.value for p in parts if isinstance(p, ast.Constant) and isinstance(p.value, str))
+            if text.lstrip().lower().startswith("delete"):
+                found.append(f"{path.relative_to(package)}:{node.lineno}")
+    return found
+
+
+def test_every_delete_on_the_ledger_lets_its_connection_vacuum() -> None:
+    """Writers run without the vacuum until they delete rows: a DELETE run with a plain con.execute would leave its
+    rows' space unreclaimed. Every DELETE in the package goes through duck.delete_rows."""
+    assert _deletes_run_with_execute(ROOT / "src" / "hotpatch_audit") == []
+
+
 def test_an_error_while_storing_a_part_reaches_the_caller_unchanged() -> None:
     """A part's statement that fails aborts the transaction, and DuckDB then refuses to reset the part variable:
     the caller still sees the statement's own error (an out-of-memory error is what the pipeline retries on)."""
