@@ -321,9 +321,9 @@ select
     audit.message(reason_key, params) as reason,
     audit.message('waiver_expired.fix', params) as remediation,
     reason_key, 'waiver_expired.fix' as remediation_key, params,
-    json_object('run_id', run_id, 'source', 'waiver file', 'waiver_id', waiver_id, 'waived_code', code,
-        'scope', scope_kind || coalesce(' ' || scope_key || '=', ' ') || scope_value, 'approver', approver,
-        'expires', expires, 'justification', justification, 'file', file_path, 'sha256', file_sha256) as evidence,
+    to_json({'run_id': run_id, 'source': 'waiver file', 'waiver_id': waiver_id, 'waived_code': code,
+        'scope': scope_kind || coalesce(' ' || scope_key || '=', ' ') || scope_value, 'approver': approver,
+        'expires': expires, 'justification': justification, 'file': file_path, 'sha256': file_sha256}) as evidence,
     waiver_id
 from (
     select *,
