@@ -40,10 +40,10 @@ def connect(path: Path | str = ":memory:", *, read_only: bool = False,
 
     A writable file is opened without DuckDB's vacuum: every statement that appends rows leaves a part-filled row
     group per thread, and each checkpoint would merge them, rewriting (decompressing and compressing again) rows
-    that nothing deleted. After a 100,000-machine audit that was 2.1 to 2.7 s at each of the next three
-    checkpoints (7.5 s in all, paid by whichever writer came next; measured). The row groups stay as written, a
-    few more per run. A connection that deletes rows (delete_rows) turns the vacuum back on, so the space of
-    deleted rows is still reclaimed, the part-filled groups merged with it.
+    that nothing deleted. After a 100,000-machine run that was 4.8 to 5.3 s (three runs), spent at the closes of
+    the next two writers, whichever came next. The row groups stay as written, a few more per run. A connection
+    that deletes rows (delete_rows) turns the vacuum back on, so the space of deleted rows is still reclaimed, the
+    part-filled groups merged with it.
     """
     config: dict[str, str | bool | int | float | list[str]] = {"memory_limit": memory_limit}
     if str(path) != ":memory:":
