@@ -49,9 +49,12 @@ def schema_markdown(project_root: Path = PROJECT_ROOT) -> str:
         f"The file is written in DuckDB's storage format {STORAGE_VERSION}: every DuckDB from 1.3 on opens it (the",
         "command line, Python, R, DBeaver, notebooks), as well as the DuckDB 2 the tool runs. It is the oldest format",
         "with DICT_FSST string compression, and the ledger is mostly text: a run's findings are written in about a",
-        "quarter less CPU than in v1.0.0, in a fifth fewer blocks. A ledger an earlier version of the tool wrote in",
-        "another format (DuckDB 2's own, or v1.0.0) is converted once, on the next audit run, after checking that",
-        "every table's rows are the same in the copy (the original stays if anything differs).",
+        "quarter less CPU than in v1.0.0, in a fifth fewer blocks. The text nearly every finding has its own",
+        "(`finding_id`, `reason`, `evidence` of `audit.findings`) is stored with zstd: at 100,000 machines the ledger",
+        "after one run is 312 MB instead of 512 MB, and the audit stage a few seconds faster; reading them is no",
+        "slower. A findings table created before that keeps its compression. A ledger an earlier version of the",
+        "tool wrote in another format (DuckDB 2's own, or v1.0.0) is converted once, on the next audit run, after",
+        "checking that every table's rows are the same in the copy (the original stays if anything differs).",
         "",
     ]
     objects = con.execute(
