@@ -200,7 +200,11 @@ def test_the_git_deployment_clones_and_installs_into_the_worker_environment(tmp_
     work = tmp_path / "flow-run"
     work.mkdir()
     env = user_environment(tmp_path)
+    # The pull steps run under an ephemeral Prefect server here (a worker talks to its real one). Prefect's default
+    # 20 s for it to start is too short on a slow 2-core host (it failed there twice in a row); the checkout's
+    # scripts/prefect-env.sh gives it 300 s for the same reason.
     env.update({"VIRTUAL_ENV": str(venv), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+                "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "300",
                 "PATH": os.pathsep.join([str(Path(uv()).parent), env["PATH"]])})
     done = run([sys.executable, "-c", RUN_PULL_STEPS, ROOT / "deploy" / "prefect.git.yaml",
                 repository.as_uri()], cwd=work, env=env)
