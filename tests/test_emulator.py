@@ -570,27 +570,35 @@ def test_own_certificate_and_unverifiable_tls(rg_emulator_factory: Any, tmp_path
     assert emu.stats.requests == 0 and emu.stats.unauthorized == 0
 
 
-def test_serve_cli_prints_url_ca_and_token(rg_fleet_db: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", ["SIGINT", "SIGTERM"])
+def test_emulator_command_prints_url_ca_and_token_and_stops_cleanly(rg_fleet_db: Path, tmp_path: Path,
+                                                                     stop: str) -> None:
     import signal
     import subprocess
     import sys
 
-    code = ("import sys; from hotpatch_audit.demo.emulator import serve; "
-            "serve(sys.argv[1], '127.0.0.1', 0, 'cli-token', 15, True, 0, sys.argv[2])")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(rg_fleet_db), str(tmp_path / "tls")],
-                            stdout=subprocess.PIPE, text=True)
+    # The child takes Ctrl-C as a terminal's foreground process does, whatever this run's parent shell left it
+    # (a background job inherits SIGINT ignored); SIGTERM is what kill, systemd and docker stop send.
+    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+            "from hotpatch_audit.cli import main; sys.argv[0] = 'hotpatch-audit'; main()")
+    tls = tmp_path / "tls"
+    proc = subprocess.Popen([sys.executable, "-c", code, "emulator", "--db", str(rg_fleet_db), "--port", "0",
+                             "--token", "cli-token", "--cert-dir", str(tls)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        assert proc.stdout is not None
-        lines = [proc.stdout.readline() for _ in range(4)]
+        assert proc.stderr is not None
+        lines = [proc.stderr.readline() for _ in range(4)]
         url = re.search(r"https://127\.0\.0\.1:\d+", lines[0])
         assert url, lines
-        assert str(tmp_path / "tls" / "ca.pem") in lines[2] and "cli-token" in lines[3]
+        assert str(tls / "ca.pem") in lines[2] and "cli-token" in lines[3]
         resp = requests.post(f"{url.group(0)}/providers/Microsoft.ResourceGraph/resources?api-version=2021-03-01",
                              json={"query": IDS, "options": {"$top": 3, "resultFormat": "objectArray"}},
-                             headers={"Authorization": "Bearer cli-token"}, verify=str(tmp_path / "tls" / "ca.pem"),
-                             timeout=10)
+                             headers={"Authorization": "Bearer cli-token"}, verify=str(tls / "ca.pem"), timeout=10)
         assert resp.status_code == 200 and resp.json()["count"] == 3
         assert resp.headers["x-ms-user-quota-remaining"] == "14"
     finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(timeout=10)
+        proc.send_signal(getattr(signal, stop))
+        rc = proc.wait(timeout=10)
+    rest = proc.stderr.read()
+    assert rc == 0, rest  # a stop asked for is not a failure: no "interrupted" line, no exit 3
+    assert "interrupted" not in rest and "Traceback" not in rest

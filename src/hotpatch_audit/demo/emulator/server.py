@@ -35,6 +35,7 @@ from hotpatch_audit.demo.emulator.policy import (
     format_resets_after,
     identity_of,
 )
+from hotpatch_audit.errors import RunInterrupted
 
 if TYPE_CHECKING:
     from hotpatch_audit.tlsutil import TlsFiles
@@ -713,7 +714,7 @@ def serve(db_path: Path | str, host: str = "127.0.0.1", port: int = 8443, token:
         print("Ctrl-C to stop.", file=stream, flush=True)
         while True:
             time.sleep(3600)
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, RunInterrupted):  # Ctrl-C, or SIGTERM / SIGHUP through the CLI: a clean stop
         pass
     finally:
         emu.stop()
