@@ -5,10 +5,12 @@ Usage: .venv/bin/python bench/bench_pipeline.py [--sizes 1000,10000] [--repeat 1
 Prints one table; never asserted in tests. Targets (2 cores): 10,000 machines end to end < 60 s;
 100,000 < 5 min and < 2 GB; PDF < 60 s at any size; CSV exports together < 100 MB (`csv_mb`).
 `plain_read` is DuckDB's own read_json of the same pages into text columns, timed in the same run, and
-`load_ratio` load / plain_read; `render` is one render call with HTML, PDF, CSV and Parquet, as a run makes it,
-with its parts `render_read` (the ledger read HTML and PDF share), `render_html`, `render_pdf` and `exports` (the
-exports are written beside HTML and PDF, on a second thread, once the read is done: the parts overlap, and `render`
-is the wall time of the whole call); `budget` is
+`load_ratio` load / plain_read; `write_floor` is DuckDB's own write of the rows the audit stage stored (already
+computed, copied from the ledger into a new file by the same DDL), timed in the same run, `audit_rows` their count
+and `audit_ratio` audit / write_floor: the audit cannot be faster than writing what it stores. `render` is one
+render call with HTML, PDF, CSV and Parquet, as a run makes it, with its parts `render_read` (the ledger read HTML
+and PDF share), `render_html`, `render_pdf` and `exports` (the exports are written beside HTML and PDF, on a second
+thread, once the read is done: the parts overlap, and `render` is the wall time of the whole call); `budget` is
 load + audit + render (goal at 100,000: < 60 s, < 1.5 GB); `rows_per_machine` the Resource Graph rows extracted per
 machine (goal: at most 5); `oom_retries` the stages that ran out of DuckDB memory and ran again on one thread (their
 time includes the failed attempt). `next_writer` is what the run leaves for the next writer of the ledger: a small write
@@ -84,6 +86,8 @@ def one(size: int) -> dict[str, float]:
     audit_stage(s, ctx, extracted.complete)
     t["audit"] = time.perf_counter() - start
     t["audit_cpu"] = time.process_time() - cpu
+    t["write_floor"], t["audit_rows"] = write_floor(s.ledger_path, tmp / "floor.duckdb", "bench", s.duckdb_memory_limit)
+    t["audit_ratio"] = t["audit"] / t["write_floor"]
     # One render call with every format, as the pipeline's render stage makes it: HTML and PDF share one read of
     # the ledger (render_read). Its parts come from render's own log of each step ("<file>: <seconds> s").
     steps: dict[str, float] = {}
@@ -161,6 +165,36 @@ def plain_read(snapshot_dir: Path, target: Path, memory_limit: str) -> float:
     return time.perf_counter() - start
 
 
+def write_floor(ledger: Path, target: Path, run_id: str, memory_limit: str) -> tuple[float, float]:
+    """Seconds DuckDB itself takes to write the rows the audit stage stored for the run, already computed, and
+    their count: every table the stage writes (analyze.MATERIALIZED, REGISTERS_MATERIALIZED and audit.findings)
+    is created in a new database file by the ledger's own DDL (its compression included) and filled from the
+    ledger by INSERT ... SELECT, with the ledger's memory limit and insertion order dropped, until the file is
+    closed (its checkpoint written). The audit stage judges and writes the same rows, so on the same host it cannot
+    be faster than this; `audit_ratio` is audit / write_floor."""
+    from hotpatch_audit.analyze import MATERIALIZED, REGISTERS_MATERIALIZED
+    from hotpatch_audit.duck import connect, sql_literal
+
+    tables = [*MATERIALIZED, *REGISTERS_MATERIALIZED, "findings"]
+    con = connect(target, memory_limit=memory_limit)
+    con.execute("SET preserve_insertion_order = false")
+    con.execute(f"ATTACH {sql_literal(str(ledger))} AS ledger (READ_ONLY)")
+    ddl = dict(con.execute("SELECT table_name, sql FROM duckdb_tables() WHERE database_name = 'ledger'"
+                           " AND schema_name = 'audit'").fetchall())
+    con.execute("CREATE SCHEMA audit")
+    for table in tables:
+        con.execute(ddl[table])  # "CREATE TABLE audit.<name>(...)": in the new file, the default database
+    start = time.perf_counter()
+    rows = 0
+    for table in tables:
+        stored = con.execute(f"INSERT INTO audit.{table} SELECT * FROM ledger.audit.{table} WHERE run_id = ?",
+                             [run_id]).fetchone()
+        rows += int(stored[0]) if stored else 0
+    con.execute("DETACH ledger")
+    con.close()
+    return time.perf_counter() - start, float(rows)
+
+
 def main() -> None:
     """Run each size in a subprocess (--repeat times) and print each run and the median."""
     parser = argparse.ArgumentParser()
@@ -171,7 +205,8 @@ def main() -> None:
     if args.child:
         print(json.dumps(one(args.child)))
         return
-    cols = ["generate", "extract", "load", "plain_read", "load_ratio", "audit", "render", "render_read",
+    cols = ["generate", "extract", "load", "plain_read", "load_ratio", "audit", "write_floor", "audit_ratio",
+            "audit_rows", "render", "render_read",
             "render_html", "render_pdf", "exports", "manifest", "next_writer", "budget", "total", "load_cpu",
             "audit_cpu", "render_cpu", "cpu_floor", "peak_rss_mb", "rows", "rows_per_machine", "csv_mb", "oom_retries"]
     print(f"{'machines':>9} {'run':>6} " + " ".join(f"{c:>12}" for c in cols))
