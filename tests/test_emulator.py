@@ -23,6 +23,7 @@ from azure.core.exceptions import (
 )
 from azure.mgmt.resourcegraph.models import QueryRequest, QueryRequestOptions
 
+from tests.cli_process import LAUNCH
 from tests.emulator_fixture import EMULATOR_TOKEN, fleet_subscriptions, make_client
 
 RESOURCES_BY_ID = "resources | order by id asc"
@@ -577,12 +578,9 @@ def test_emulator_command_prints_url_ca_and_token_and_stops_cleanly(rg_fleet_db:
     import subprocess
     import sys
 
-    # The child takes Ctrl-C as a terminal's foreground process does, whatever this run's parent shell left it
-    # (a background job inherits SIGINT ignored); SIGTERM is what kill, systemd and docker stop send.
-    code = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-            "from hotpatch_audit.cli import main; sys.argv[0] = 'hotpatch-audit'; main()")
+    # The child takes Ctrl-C as a terminal does (cli_process); SIGTERM is what kill, systemd and docker stop send.
     tls = tmp_path / "tls"
-    proc = subprocess.Popen([sys.executable, "-c", code, "emulator", "--db", str(rg_fleet_db), "--port", "0",
+    proc = subprocess.Popen([sys.executable, "-c", LAUNCH, "emulator", "--db", str(rg_fleet_db), "--port", "0",
                              "--token", "cli-token", "--cert-dir", str(tls)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

@@ -62,6 +62,7 @@ from typer.testing import CliRunner
 from hotpatch_audit.cli import app
 from hotpatch_audit.config import Settings
 from hotpatch_audit.pipeline import RunOutcome, RunRequest, extract_stage, plan_run, run_audit
+from tests.cli_process import LAUNCH
 from tests.snapshots import arc_row, make_snapshot, reseal
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,9 +73,6 @@ SEP = "2026-09-23T03:00:00Z"
 MACHINES = 40
 TOKEN = "fault-suite-token"  # noqa: S105 (the local emulator's token)
 GOOD_STATUSES = ("succeeded", "incomplete", "superseded")
-# The real CLI, with Ctrl-C as a KeyboardInterrupt even when this test runs with SIGINT ignored (a background job).
-LAUNCH = ("import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
-          "sys.argv[0] = 'hotpatch-audit'; from hotpatch_audit.cli import main; main()")
 
 
 # ---------------------------------------------------------------------------------------------------------------
