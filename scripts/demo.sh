@@ -4,7 +4,9 @@
 # `hotpatch-audit demo` (e.g. --months 12 --machines 2000 --tz Asia/Tokyo).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-bash "$ROOT/scripts/bootstrap.sh" --no-dev
+# --inexact: a checkout that also runs the tests keeps its dev tools (uv sync would otherwise remove them, and
+# the next test run install them again)
+bash "$ROOT/scripts/bootstrap.sh" --no-dev --inexact
 source "$ROOT/scripts/prefect-env.sh"
 export MPLBACKEND=Agg
 cd "$ROOT"
