@@ -48,9 +48,9 @@ slots as (
     -- the machine-month keys and release facts the Arc build joins below need: narrow, so the wide grid is read
     -- once (by judged) and streams instead of being held in memory for every join that reads it. The title and
     -- off-track joins read machines and run_months directly instead: DuckDB holds a CTE that several joins read
-    -- in memory whole (a `not materialized` hint does not survive: a ledger in the v1.3.0 storage format stores
-    -- views without it), and at 100,000 machines slots is 1,123,644 rows, spilled at the 1 GB limit. Read by two
-    -- joins instead of five, machine_months was stored in 3.6 s instead of 4.8 s (medians of three).
+    -- in memory whole (a `not materialized` hint does not survive storage, see duck.STORAGE_VERSION), and at
+    -- 100,000 machines slots is 1,123,644 rows, spilled at the 1 GB limit. Read by two joins instead of five,
+    -- machine_months was stored in 3.6 s instead of 4.8 s (medians of three).
     select
         m.run_id, m.machine_id, m.machine_kind, m.track,
         rm.month, rm.kind, rm.kb as month_kb, rm.build_number as month_build_number, rm.build_ubr as month_build_ubr,

@@ -7,10 +7,8 @@ create or replace macro audit.in_part(part) as coalesce(getvariable('hotpatch_au
 create or replace view audit.missed_hotpatches as
 -- audit.machine_months is read where needed (a stored table: each reader scans only its columns), never through
 -- a shared CTE, which DuckDB would hold in memory whole for its four readers. No CTE here carries a `not
--- materialized` hint: a ledger in the v1.3.0 storage format (duck.STORAGE_VERSION) stores views without one, so a
--- hint works only in the session that applied this file. With and without them, on DuckDB 2.0.1 at 100,000
--- machines, the four parts took the same time (4.2 to 4.3 s together, stored one part at a time as the audit stage
--- does).
+-- materialized` hint (stored views lose them, see duck.STORAGE_VERSION); with and without them, on DuckDB 2.0.1 at
+-- 100,000 machines, the four parts took the same time (4.2 to 4.3 s together, stored one part at a time).
 with
 machines as (
     select * from core.machines where os_family = 'windows'
