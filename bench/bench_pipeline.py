@@ -175,19 +175,20 @@ def write_floor(ledger: Path, target: Path, run_id: str, memory_limit: str) -> t
     from hotpatch_audit.analyze import MATERIALIZED, REGISTERS_MATERIALIZED
     from hotpatch_audit.duck import connect, sql_literal
 
-    tables = [*MATERIALIZED, *REGISTERS_MATERIALIZED, "findings"]
+    tables = [*MATERIALIZED, *REGISTERS_MATERIALIZED, "audit.findings"]
     con = connect(target, memory_limit=memory_limit)
     con.execute("SET preserve_insertion_order = false")
     con.execute(f"ATTACH {sql_literal(str(ledger))} AS ledger (READ_ONLY)")
-    ddl = dict(con.execute("SELECT table_name, sql FROM duckdb_tables() WHERE database_name = 'ledger'"
-                           " AND schema_name = 'audit'").fetchall())
-    con.execute("CREATE SCHEMA audit")
+    ddl = dict(con.execute("SELECT schema_name || '.' || table_name, sql FROM duckdb_tables()"
+                           " WHERE database_name = 'ledger'").fetchall())
+    for schema in sorted({table.split(".")[0] for table in tables}):
+        con.execute(f"CREATE SCHEMA {schema}")
     for table in tables:
-        con.execute(ddl[table])  # "CREATE TABLE audit.<name>(...)": in the new file, the default database
+        con.execute(ddl[table])  # "CREATE TABLE <schema>.<name>(...)": in the new file, the default database
     start = time.perf_counter()
     rows = 0
     for table in tables:
-        stored = con.execute(f"INSERT INTO audit.{table} SELECT * FROM ledger.audit.{table} WHERE run_id = ?",
+        stored = con.execute(f"INSERT INTO {table} SELECT * FROM ledger.{table} WHERE run_id = ?",
                              [run_id]).fetchone()
         rows += int(stored[0]) if stored else 0
     con.execute("DETACH ledger")

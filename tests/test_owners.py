@@ -38,7 +38,7 @@ def test_owner_resolution_order_with_a_custom_case_insensitive_tag(sub_tags: dic
     insert(con, "raw.arc_machines", _arc("m-own", "RG-A", {"costCenter": "machine-cc", "owner": "ignored"}))
     insert(con, "raw.arc_machines", _arc("m-rg", "RG-A", {"owner": "ignored"}))
     insert(con, "raw.arc_machines", _arc("m-sub", "RG-B", {}))
-    owners = dict(con.execute("select machine_name, owner from core.machines where run_id = 'r1'").fetchall())
+    owners = dict(con.execute("select machine_name, owner from core.machines_live where run_id = 'r1'").fetchall())
     fallback = "sub-cc" if sub_tags else "Prod Subscription"
     assert owners == {"m-own": "machine-cc", "m-rg": "rg-cc", "m-sub": fallback}
 

@@ -1,4 +1,7 @@
-create or replace view core.machines as
+-- Computed live as core.machines_live; core.machines is the same rows stored per run when the run is audited
+-- (hotpatch_audit.analyze.materialize_run, before the audit tables, which read it): the audit and its reports
+-- read the rows as judged, and the audit does not compute them again in every view.
+create or replace view core.machines_live as
 with
 runs as (
     select run_id, billing_cores, lower(owner_tag) as owner_tag_key from core.run_settings
@@ -198,4 +201,7 @@ left join subscriptions sub on sub.run_id = s.run_id and sub.subscription_id = l
 left join resource_groups rg
     on rg.run_id = s.run_id and rg.subscription_id = lower(s.subscription_id) and rg.resource_group = lower(s.resource_group)
 qualify row_number() over (partition by s.run_id, s.machine_id order by s.machine_kind) = 1;
-comment on view core.machines is 'One row per run and machine (Azure VM or Arc server; machine_id is the lower-cased ARM id): owner (the run''s owner_tag setting, default owner, matched case-insensitively: the tag on the machine, then on its resource group, then on its subscription, then the subscription name, then the subscription id; empty values are skipped), OS family, hotpatch track, OS build, the portal hotpatch status (audits.md mapping), hotpatch intent, agent, patch mode, image eligibility and billed cores.';
+comment on view core.machines_live is 'Computed live (every run): One row per run and machine (Azure VM or Arc server; machine_id is the lower-cased ARM id): owner (the run''s owner_tag setting, default owner, matched case-insensitively: the tag on the machine, then on its resource group, then on its subscription, then the subscription name, then the subscription id; empty values are skipped), OS family, hotpatch track, OS build, the portal hotpatch status (audits.md mapping), hotpatch intent, agent, patch mode, image eligibility and billed cores.';
+
+create table if not exists core.machines as select * from core.machines_live limit 0;
+comment on table core.machines is 'Stored per run from core.machines_live when the run is audited. One row per run and machine (Azure VM or Arc server; machine_id is the lower-cased ARM id): owner (the run''s owner_tag setting, default owner, matched case-insensitively: the tag on the machine, then on its resource group, then on its subscription, then the subscription name, then the subscription id; empty values are skipped), OS family, hotpatch track, OS build, the portal hotpatch status (audits.md mapping), hotpatch intent, agent, patch mode, image eligibility and billed cores.';

@@ -1,4 +1,7 @@
-create or replace view core.installations as
+-- Computed live as core.installations_live; core.installations is the same rows stored per run when the run is audited
+-- (hotpatch_audit.analyze.materialize_run, before the audit tables, which read it): the audit and its reports
+-- read the rows as judged, and the audit does not compute them again in every view.
+create or replace view core.installations_live as
 with
 evidence as (
     select run_id, evidence_run_id, evidence_as_of from core.run_evidence
@@ -33,4 +36,7 @@ select
     source_run_id,
     source_as_of
 from history;
-comment on view core.installations is 'Per run: every Update Manager installation run seen in this run or an earlier evidence run of the same scope (core.run_evidence: succeeded runs only), deduplicated by lower-cased id, with start time, month, status and reboot status (is_reboot: Required, Started, Completed or Failed).';
+comment on view core.installations_live is 'Computed live (every run): Per run: every Update Manager installation run seen in this run or an earlier evidence run of the same scope (core.run_evidence: succeeded runs only), deduplicated by lower-cased id, with start time, month, status and reboot status (is_reboot: Required, Started, Completed or Failed).';
+
+create table if not exists core.installations as select * from core.installations_live limit 0;
+comment on table core.installations is 'Stored per run from core.installations_live when the run is audited. Per run: every Update Manager installation run seen in this run or an earlier evidence run of the same scope (core.run_evidence: succeeded runs only), deduplicated by lower-cased id, with start time, month, status and reboot status (is_reboot: Required, Started, Completed or Failed).';

@@ -1,4 +1,7 @@
-create or replace view core.installed_patches as
+-- Computed live as core.installed_patches_live; core.installed_patches is the same rows stored per run when the run is audited
+-- (hotpatch_audit.analyze.materialize_run, before the audit tables, which read it): the audit and its reports
+-- read the rows as judged, and the audit does not compute them again in every view.
+create or replace view core.installed_patches_live as
 with
 installations as (
     select run_id, machine_id, installation_id, month, start_time, reboot_status, is_reboot, source_run_id
@@ -85,4 +88,7 @@ select
     end as track_role,
     installation_state = 'Installed' as is_installed
 from classified;
-comment on view core.installed_patches is 'Per run: the per-update rows of every installation run in core.installations, with KB normalised to KB + digits, classifications as a list, is_quality (not Definition-only), and the calendar match by KB and the machine''s track (hotpatch_month, hotpatch_kind, track_role: hotpatch, baseline, unplanned_baseline, oob_lcu, oob_hotpatch, other_lcu, other_hotpatch, other_quality, definition); for KBs the calendar does not list, is_hotpatch_title, is_lcu_title (Cumulative Update, not .NET, not hotpatch), title_month (the YYYY-MM the title names, else the install month) and needs_reboot.';
+comment on view core.installed_patches_live is 'Computed live (every run): Per run: the per-update rows of every installation run in core.installations, with KB normalised to KB + digits, classifications as a list, is_quality (not Definition-only), and the calendar match by KB and the machine''s track (hotpatch_month, hotpatch_kind, track_role: hotpatch, baseline, unplanned_baseline, oob_lcu, oob_hotpatch, other_lcu, other_hotpatch, other_quality, definition); for KBs the calendar does not list, is_hotpatch_title, is_lcu_title (Cumulative Update, not .NET, not hotpatch), title_month (the YYYY-MM the title names, else the install month) and needs_reboot.';
+
+create table if not exists core.installed_patches as select * from core.installed_patches_live limit 0;
+comment on table core.installed_patches is 'Stored per run from core.installed_patches_live when the run is audited. Per run: the per-update rows of every installation run in core.installations, with KB normalised to KB + digits, classifications as a list, is_quality (not Definition-only), and the calendar match by KB and the machine''s track (hotpatch_month, hotpatch_kind, track_role: hotpatch, baseline, unplanned_baseline, oob_lcu, oob_hotpatch, other_lcu, other_hotpatch, other_quality, definition); for KBs the calendar does not list, is_hotpatch_title, is_lcu_title (Cumulative Update, not .NET, not hotpatch), title_month (the YYYY-MM the title names, else the install month) and needs_reboot.';

@@ -38,7 +38,7 @@ RAW_PREFIX = "raw."
 MAX_FIELD_CHARS = 32_768
 MAX_JSON_FIELD_CHARS = 1_048_576
 # every table holding a run's judged rows, deleted with the run
-PER_RUN_TABLES = ("audit.findings", *(f"audit.{name}" for name in (*MATERIALIZED, *REGISTERS_MATERIALIZED)))
+PER_RUN_TABLES = ("audit.findings", *MATERIALIZED, *REGISTERS_MATERIALIZED)
 GOOD_STATUSES = ("succeeded", "incomplete")
 
 
@@ -266,10 +266,10 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, project_root: Path, calendar_o
     apply_sql(con, project_root, calendar_override)
     allow_vacuum(con)  # the reference tables were reloaded (their rows deleted in sql/), and the views rebuilt
     _migrate_guest_facts(con)
-    # Definitions changed: rebuild the per-run materialized views of every good run (findings stay as judged).
+    # Definitions changed: rebuild the per-run stored tables (core.machines ..., audit.machine_months ...) of every
+    # judged run (findings stay as judged); a run judged without findings has core rows all the same.
     for (run_id,) in con.execute(
-        "SELECT run_id FROM meta.runs WHERE status IN ('succeeded', 'incomplete', 'superseded') AND run_id IN"
-        " (SELECT run_id FROM audit.findings) ORDER BY as_of"
+        "SELECT run_id FROM meta.runs WHERE status IN ('succeeded', 'incomplete', 'superseded') ORDER BY as_of"
     ).fetchall():
         materialize_run(con, run_id)
         materialize_registers(con, run_id)
