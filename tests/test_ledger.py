@@ -244,6 +244,36 @@ def test_a_stage_out_of_memory_runs_again_on_one_thread(settings: Settings, capl
         _within_memory(settings, "r2", "load", never_fits)
 
 
+def test_judging_a_run_stores_the_core_and_audit_tables_as_their_live_views_compute_them(settings: Settings,
+                                                                                      tmp_path: Path) -> None:
+    """analyze.materialize_run: every stored table (core.machines ..., audit.machine_months ...) holds exactly the
+    rows its live view computes for the run, keeps its description, and stores its per-row text with zstd
+    (analyze.ZSTD_COLUMNS)."""
+    from hotpatch_audit.analyze import MATERIALIZED, REGISTERS_MATERIALIZED, ZSTD_COLUMNS
+
+    snap = make_snapshot(tmp_path / "snap", {"arc_machines": [arc_row("a"), arc_row("b")]})
+    _run(settings, snap, "r1")
+    con = duckdb.connect(str(settings.ledger_path), read_only=True)
+    try:
+        assert con.execute("select count(*) from core.machines where run_id = 'r1'").fetchone() == (2,)
+        for name in (*MATERIALIZED, *REGISTERS_MATERIALIZED):
+            schema, table = name.split(".")
+            kind, comment = con.execute("select 'table', comment from duckdb_tables() where schema_name = ?"
+                                        " and table_name = ?", [schema, table]).fetchone() or (None, None)
+            assert kind == "table" and comment and comment.startswith(("Stored per run", "Materialized per run")), name
+            columns = ", ".join(f'cast("{c}" as varchar)' for (c,) in con.execute(
+                "select column_name from duckdb_columns() where schema_name = ? and table_name = ? order by column_index",
+                [schema, table]).fetchall())
+            stored = con.execute(f"select {columns} from {name} where run_id = 'r1' order by all").fetchall()
+            live = con.execute(f"select {columns} from {name}_live where run_id = 'r1' order by all").fetchall()
+            assert stored == live, name
+        zstd = con.execute("select distinct column_name from pragma_storage_info('core.machines')"
+                           " where compression = 'ZSTD' and segment_type <> 'VALIDITY' order by 1").fetchall()
+        assert zstd == [(c,) for c in sorted({"machine_id", "tags"} & set(ZSTD_COLUMNS))]
+    finally:
+        con.close()
+
+
 def test_judging_a_run_stores_every_part_and_leaves_the_session_as_it_was(settings: Settings, tmp_path: Path) -> None:
     """materialize_findings drops insertion order and stores missed_hotpatches one part at a time (analyze.PARTS,
     the session variable audit.in_part reads): together the parts are exactly the view's rows, every part the

@@ -63,7 +63,7 @@ def test_a_demo_ledger_opens_in_the_duckdb_1x_cli(demo_history: tuple[object, li
     assert result.returncode == 0, result.stderr
     assert int(result.stdout.strip()) == findings[0] > 0  # type: ignore[index]
     # the columns stored with zstd (sql/audit/95_findings.sql) read back the same text in DuckDB 1.x
-    assert zstd == [("evidence",), ("finding_id",), ("reason",)]
+    assert zstd == [("evidence",), ("finding_id",), ("machine_id",), ("reason",)]
     result = _cli(ledger, TEXT_DIGEST.replace("?", f"'{run_ids[-1]}'"))
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == text[0]  # type: ignore[index]
@@ -91,17 +91,18 @@ def test_a_ledger_in_an_earlier_format_is_converted_on_the_next_write(demo_histo
     con.execute(f"attach '{original}' as src (read_only)")
     con.execute(f"attach '{ledger}' as dst (storage_version '{earlier}')")
     if earlier == "v1.0.0":
-        # v1.0.0 has no zstd, and a hotpatch-audit that wrote it did not declare any (sql/audit/95_findings.sql):
-        # the copy's findings table is declared as it was then
+        # v1.0.0 has no zstd, and a hotpatch-audit that wrote it did not declare any (sql/audit/95_findings.sql,
+        # analyze.ZSTD_COLUMNS): the copy's tables are declared as they were then
         con.execute("copy from database src to memory")
         con.execute("use memory")
-        (ddl,) = con.execute("select sql from duckdb_tables() where database_name = 'memory'"
-                             " and schema_name = 'audit' and table_name = 'findings'").fetchone()  # type: ignore[misc]
-        assert "USING COMPRESSION ZSTD" in ddl
-        con.execute("alter table audit.findings rename to findings_now")
-        con.execute(ddl.replace(" USING COMPRESSION ZSTD", ""))
-        con.execute("insert into audit.findings select * from audit.findings_now")
-        con.execute("drop table audit.findings_now")
+        declared = con.execute("select schema_name || '.' || table_name, table_name, sql from duckdb_tables()"
+                               " where database_name = 'memory' and sql like '%USING COMPRESSION ZSTD%'").fetchall()
+        assert {"audit.findings", "audit.machine_months", "core.machines"} <= {name for name, _, _ in declared}
+        for name, table, ddl in declared:
+            con.execute(f"alter table {name} rename to {table}_now")
+            con.execute(ddl.replace(" USING COMPRESSION ZSTD", ""))
+            con.execute(f"insert into {name} select * from {name}_now")
+            con.execute(f"drop table {name}_now")
         con.execute("copy from database memory to dst")
     else:
         con.execute("copy from database src to dst")
