@@ -10,7 +10,7 @@ import pytest
 
 from hotpatch_audit.errors import ConfigError
 from hotpatch_audit.prices import PRICE_COLUMNS, PRICES_FILE, read_prices
-from tests._ledger_helpers import ROOT, add_run, insert, new_ledger
+from tests._ledger_helpers import ROOT, add_run, insert, new_ledger, store_core
 
 HEADER = ",".join(PRICE_COLUMNS)
 
@@ -69,6 +69,7 @@ def test_cost_by_month_uses_the_price_in_force_each_month() -> None:
     insert(con, "raw.azure_vms", {
         "run_id": "r1", "id": f"/subscriptions/{sub}/resourcegroups/rg/providers/microsoft.compute/virtualmachines/vm",
         "name": "vm", "subscription_id": sub, "resource_group": "rg", "os_type": "Windows"})
+    store_core(con, "r1")
     for month in MONTHS:
         for name, kind in [("arc-8", "arc"), ("arc-nocores", "arc"), ("vm", "azure_vm")]:
             provider = "microsoft.hybridcompute/machines" if kind == "arc" else "microsoft.compute/virtualmachines"
@@ -99,6 +100,7 @@ def test_cost_by_month_counts_logical_cores_when_set() -> None:
     mid = "/subscriptions/s/resourcegroups/rg/providers/microsoft.hybridcompute/machines/a"
     insert(con, "raw.arc_machines", {"run_id": "r1", "id": mid, "name": "a", "os_type": "windows",
                                      "core_count": "8", "logical_core_count": "16"})
+    store_core(con, "r1")
     insert(con, "audit.machine_months", {"run_id": "r1", "machine_id": mid, "machine_name": "a", "machine_kind": "arc",
                                          "owner": "o", "track": "ws2025", "month": "2025-08", "kind": "hotpatch",
                                          "outcome": "avoided", "reboot_count": 0, "enrolled_at_start": True})
