@@ -7,7 +7,7 @@ from typing import Any
 
 import duckdb
 
-from hotpatch_audit.analyze import MATERIALIZED, apply_sql
+from hotpatch_audit.analyze import MATERIALIZED, _store, apply_sql
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -40,6 +40,4 @@ def insert(con: duckdb.DuckDBPyConnection, table: str, row: dict[str, Any]) -> N
 def store_core(con: duckdb.DuckDBPyConnection, run_id: str) -> None:
     """Store the run's core tables (core.machines ...) from their live views, as judging the run does first
     (analyze.materialize_run), for a test that writes the audit tables by hand."""
-    for name in MATERIALIZED:
-        if name.startswith("core."):
-            con.execute(f"insert into {name} by name select * from {name}_live where run_id = ?", [run_id])
+    _store(con, run_id, tuple(name for name in MATERIALIZED if name.startswith("core.")))
