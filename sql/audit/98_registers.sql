@@ -9,10 +9,15 @@
 create or replace view audit.open_findings as
 with
 open_rows as (
+    -- Two branches whose filters DuckDB pushes into the scan, so it reads the other columns (reasons, params,
+    -- evidence) of the open rows only. The one filter `coalesce(state, ...) = 'open'` read them for every
+    -- fail, warn and unknown finding first: at 100,000 machines 0.29 s per read of this view instead of 0.02 s.
+    select * from audit.findings
+    where status in ('fail', 'warn', 'unknown') and state = 'open'
+    union all
     -- runs audited before the lifecycle existed (state null): fail and warn count as open, as they did
     select * from audit.findings
-    where status in ('fail', 'warn', 'unknown')
-        and coalesce(state, case when status = 'unknown' then 'not_judged' else 'open' end) = 'open'
+    where status in ('fail', 'warn') and state is null
 ),
 machine_causes as (
     -- causes that explain a machine's missed months: the update source (WSUS) first, then VBS not running
@@ -48,16 +53,14 @@ comment on view audit.open_findings is 'The open findings of audit.findings (sta
 
 create or replace view audit.open_actions_live as
 with
-ranked as (
-    select *,
-        row_number() over (partition by run_id, machine_id, root_cause order by action_priority,
-            month desc nulls first,
-            case severity when 'critical' then 0 when 'high' then 1 when 'medium' then 2 when 'low' then 3 else 4 end,
-            code) as pick
-    from audit.open_findings
-),
 grouped as (
     select run_id, machine_id, root_cause,
+        -- the lead: which finding speaks for the action (an ordered aggregate over the keys: a window over the
+        -- whole rows, reasons and evidence included, took 0.28 of the 0.7 s this view took at 100,000 machines)
+        first(finding_id order by action_priority,
+            month desc nulls first,
+            case severity when 'critical' then 0 when 'high' then 1 when 'medium' then 2 when 'low' then 3 else 4 end,
+            code, finding_id) as lead_finding_id,
         count(*) as findings,
         list(finding_id order by finding_id) as finding_ids,
         string_agg(distinct code, ', ' order by code) as codes,
@@ -108,10 +111,10 @@ select
     g.codes, g.findings, g.finding_ids,
     r.finding_id as lead_finding_id,
     d.opened_on, d.remediation_days, d.opened_on + d.remediation_days as due_date
-from ranked r
-join grouped g on g.run_id = r.run_id and g.machine_id = r.machine_id and g.root_cause = r.root_cause
-join due d on d.run_id = r.run_id and d.machine_id = r.machine_id and d.root_cause = r.root_cause
-where r.pick = 1;
+from grouped g
+join audit.open_findings r on r.run_id = g.run_id and r.machine_id = g.machine_id and r.root_cause = g.root_cause
+    and r.finding_id = g.lead_finding_id
+join due d on d.run_id = g.run_id and d.machine_id = g.machine_id and d.root_cause = g.root_cause;
 comment on view audit.open_actions_live is 'Computed live from audit.findings: Open now, the owner''s list: one action per run, machine and root cause (audit.open_findings), stable action_id = md5(action|root_cause|machine_id). The lead finding (audit, code, reason, remediation, lead_finding_id) speaks for it: the cause itself, else the newest baseline, else off track, else the newest miss, so the fix names only an update current at the as-of time. months: every month the action explains; codes, findings and finding_ids: the open findings it groups; status fail if any is fail; severity the highest; days_overdue the longest exposure. opened_on: when the remediation clock started (the due date of the longest exposure, else the first good run of the scope in which one of its findings was open, else the as-of date); remediation_days: the window of its severity (settings remediation_days_*); due_date = opened_on + remediation_days (before it is past the as-of date, the action is within its window).';
 create table if not exists audit.open_actions as select * from audit.open_actions_live limit 0;
 comment on table audit.open_actions is 'Materialized per run from audit.open_actions_live once the run''s findings and waivers are stored. Open now, the owner''s list: one action per run, machine and root cause (audit.open_findings), stable action_id = md5(action|root_cause|machine_id). The lead finding (audit, code, reason, remediation, lead_finding_id) speaks for it: the cause itself, else the newest baseline, else off track, else the newest miss, so the fix names only an update current at the as-of time. months: every month the action explains; codes, findings and finding_ids: the open findings it groups; status fail if any is fail; severity the highest; days_overdue the longest exposure. opened_on: when the remediation clock started (the due date of the longest exposure, else the first good run of the scope in which one of its findings was open, else the as-of date); remediation_days: the window of its severity (settings remediation_days_*); due_date = opened_on + remediation_days (before it is past the as-of date, the action is within its window).';
