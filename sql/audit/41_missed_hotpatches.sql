@@ -124,8 +124,8 @@ missed_findings as (
         -- calendar has no KB for the month
         {
             'machine': machine_name, 'month': month, 'grace_end': cast(grace_end as varchar),
-            'kb': case when month_kb is null and kb_label is null then audit.missed_hotpatches_fragment('frag.kb_unknown', map {'note': calendar_note})
-                       when month_kb is null then audit.missed_hotpatches_fragment('frag.kb_note', map {'kb_id': kb_label, 'note': calendar_note})
+            'kb': case when month_kb is null and kb_label is null then audit.missed_hotpatches_fragment('frag.kb_unknown', {'note': calendar_note}::map(varchar, varchar))
+                       when month_kb is null then audit.missed_hotpatches_fragment('frag.kb_note', {'kb_id': kb_label, 'note': calendar_note}::map(varchar, varchar))
                        else ' ' || kb_label end,
             'kb.key': case when month_kb is null and kb_label is null then 'frag.kb_unknown' when month_kb is null then 'frag.kb_note' end,
             'kb_id': kb_label, 'note': calendar_note,
@@ -134,7 +134,7 @@ missed_findings as (
             'date': case when status = 'fail' then cast(cast(closed_at as date) as varchar)
                          when status = 'warn' then cast(cast(coalesce(month_kb_installed_at, month_kb_build_seen_at) as date) as varchar)
                          else cast(assessed_at as varchar) end,
-            'closed_by': coalesce(closed_by, audit.missed_hotpatches_fragment('frag.month_update', map {'update_month': closed_month})),
+            'closed_by': coalesce(closed_by, audit.missed_hotpatches_fragment('frag.month_update', {'update_month': closed_month}::map(varchar, varchar))),
             'closed_by.key': case when closed_by is null and closed_month is not null then 'frag.month_update' end,
             'update_month': closed_month, 'closed_month': closed_month,
             'run': month_kb_build_run_id, 'current_kb': current_kb, 'current_month': current_month
@@ -198,13 +198,13 @@ off_track_findings as (
             'machine': m.machine_name, 'month': e.event_month, 'kbs': e.event_kbs, 'baseline': e.next_baseline_month,
             'lost': coalesce(e.months_lost, 'none'),
             'more': case when e.event_cause is not null and e.all_kbs <> e.event_kbs
-                             then audit.missed_hotpatches_fragment('frag.cause_more_kbs', map {'cause': e.event_cause, 'all_kbs': e.all_kbs})
-                         when e.event_cause is not null then audit.missed_hotpatches_fragment('frag.cause', map {'cause': e.event_cause})
-                         when e.all_kbs <> e.event_kbs then audit.missed_hotpatches_fragment('frag.more_kbs', map {'all_kbs': e.all_kbs}) end,
+                             then audit.missed_hotpatches_fragment('frag.cause_more_kbs', {'cause': e.event_cause, 'all_kbs': e.all_kbs}::map(varchar, varchar))
+                         when e.event_cause is not null then audit.missed_hotpatches_fragment('frag.cause', {'cause': e.event_cause}::map(varchar, varchar))
+                         when e.all_kbs <> e.event_kbs then audit.missed_hotpatches_fragment('frag.more_kbs', {'all_kbs': e.all_kbs}::map(varchar, varchar)) end,
             'more.key': case when e.event_cause is not null and e.all_kbs <> e.event_kbs then 'frag.cause_more_kbs'
                              when e.event_cause is not null then 'frag.cause' when e.all_kbs <> e.event_kbs then 'frag.more_kbs' end,
             'cause': e.event_cause, 'all_kbs': e.all_kbs,
-            'closed_by': coalesce(e.closed_by, audit.missed_hotpatches_fragment('frag.month_update', map {'update_month': e.closed_month})),
+            'closed_by': coalesce(e.closed_by, audit.missed_hotpatches_fragment('frag.month_update', {'update_month': e.closed_month}::map(varchar, varchar))),
             'closed_by.key': case when e.closed_by is null and e.closed_month is not null then 'frag.month_update' end,
             'update_month': e.closed_month, 'closed_month': e.closed_month,
             'date': cast(cast(e.closed_at as date) as varchar), 'days': cast(e.exposure_days as varchar),
@@ -283,11 +283,11 @@ baseline_findings as (
         end as remediation_key,
         {
             'machine': machine_name, 'month': month, 'grace_end': cast(grace_end as varchar),
-            'kb': case when month_kb is null then audit.missed_hotpatches_fragment('frag.baseline_kb_note', map {'kb_id': kb_label, 'note': calendar_note})
+            'kb': case when month_kb is null then audit.missed_hotpatches_fragment('frag.baseline_kb_note', {'kb_id': kb_label, 'note': calendar_note}::map(varchar, varchar))
                        else kb_label end,
             'kb.key': case when month_kb is null then 'frag.baseline_kb_note' end,
             'kb_id': kb_label, 'note': calendar_note,
-            'kb_note': case when month_kb is null then audit.missed_hotpatches_fragment('frag.note', map {'note': calendar_note}) end,
+            'kb_note': case when month_kb is null then audit.missed_hotpatches_fragment('frag.note', {'note': calendar_note}::map(varchar, varchar)) end,
             'kb_note.key': case when month_kb is null then 'frag.note' end,
             'why': case when month_kb_available then audit.missed_hotpatches_fragment('frag.why_available', map())
                         when month_kb_failed then audit.missed_hotpatches_fragment('frag.why_failed', map()) end,
@@ -297,7 +297,7 @@ baseline_findings as (
             'date': case when status in ('fail', 'warn') and closed_at is not null then cast(cast(closed_at as date) as varchar)
                          when status = 'pass' then cast(cast(hotpatch_proved_at as date) as varchar)
                          else cast(assessed_at as varchar) end,
-            'closed_by': coalesce(closed_by, audit.missed_hotpatches_fragment('frag.month_update', map {'update_month': closed_month})),
+            'closed_by': coalesce(closed_by, audit.missed_hotpatches_fragment('frag.month_update', {'update_month': closed_month}::map(varchar, varchar))),
             'closed_by.key': case when closed_by is null and closed_month is not null then 'frag.month_update' end,
             'update_month': closed_month, 'closed_month': closed_month,
             'run': month_kb_build_run_id, 'proof': coalesce(hotpatch_proved_by, 'a hotpatch'),

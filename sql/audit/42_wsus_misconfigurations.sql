@@ -27,7 +27,7 @@ confirmed_findings as (
         'wsus.fix' as remediation_key,
         {
             'machine': machine_name, 'server': wu_server, 'status': hotpatch_status,
-            'policy': case when quality_updates_source is null then audit.wsus_misconfigurations_fragment('wsus.frag.no_policy', map {'no_wu': no_wu_text})
+            'policy': case when quality_updates_source is null then audit.wsus_misconfigurations_fragment('wsus.frag.no_policy', {'no_wu': no_wu_text}::map(varchar, varchar))
                     else 'SetPolicyDrivenUpdateSourceForQualityUpdates=' || quality_updates_source || no_wu_text end,
             'policy.key': case when quality_updates_source is null then 'wsus.frag.no_policy' end,
             'no_wu': no_wu_text,
@@ -77,7 +77,7 @@ suspected_findings as (
         'medium' as severity,
         'wsus_suspected' as reason_key,
         'wsus_suspected.fix' as remediation_key,
-        map {'machine': m.machine_name, 'count': cast(b.lcu_months as varchar), 'months': b.months} as params,
+        {'machine': m.machine_name, 'count': cast(b.lcu_months as varchar), 'months': b.months}::map(varchar, varchar) as params,
         to_json({'run_id': m.run_id, 'source': 'installation and assessment behaviour', 'months': b.months,
             'hotpatch_months': b.hotpatch_months, 'hotpatch_status': m.hotpatch_status}) as evidence
     from machines m

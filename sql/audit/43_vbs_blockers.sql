@@ -32,9 +32,9 @@ all_rows as (
     union all
     select run_id, 'VBS_UNKNOWN', machine_id, machine_name, machine_kind, subscription_id, resource_group, owner, track,
         status, 'info',
-        audit.vbs_blockers_message('VBS_UNKNOWN.proven', map {'machine': machine_name}),
+        audit.vbs_blockers_message('VBS_UNKNOWN.proven', {'machine': machine_name}::map(varchar, varchar)),
         audit.vbs_blockers_message('VBS_UNKNOWN.proven.fix', map()),
-        'VBS_UNKNOWN.proven', 'VBS_UNKNOWN.proven.fix', map {'machine': machine_name},
+        'VBS_UNKNOWN.proven', 'VBS_UNKNOWN.proven.fix', {'machine': machine_name}::map(varchar, varchar),
         to_json({'run_id': run_id, 'source': 'installation without reboot (audit.machine_months)', 'hotpatch_status': hotpatch_status})
     from proven
 )
